@@ -1,0 +1,40 @@
+"""Which cdk-nag packs run, and how they are attached.
+
+Packs are CDK policy-validation plugins (cdk-nag v3): registered on the App or on a Stage, they run
+during synthesis and any unacknowledged finding fails it. A plugin registered on the App does not
+reach stacks inside a nested Stage (CDK Pipelines), so :func:`apply_nag_packs` is called for every
+Stage as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import cdk_nag
+from aws_cdk import IPolicyValidationPlugin, Stage, Validations
+from constructs import IConstruct
+
+#: Pack name (as written in cdk.json `nag_packs`) -> factory of the pack.
+_PACK_FACTORIES: dict[str, Callable[[IConstruct], IPolicyValidationPlugin]] = {
+    "AwsSolutions": lambda scope: cdk_nag.AwsSolutionsChecks(scope),
+    "NIST.800.53.R5": lambda scope: cdk_nag.NIST80053R5Checks(scope),
+    "HIPAA.Security": lambda scope: cdk_nag.HIPAASecurityChecks(scope),
+    "PCI.DSS.321": lambda scope: cdk_nag.PCIDSS321Checks(scope),
+}
+
+
+def nag_packs_for(scope: IConstruct, names: Iterable[str]) -> list[IPolicyValidationPlugin]:
+    """Instantiate the named packs (names as validated by `opex_cdk.config`)."""
+    packs = []
+    for name in names:
+        if name not in _PACK_FACTORIES:
+            raise ValueError(f"unknown nag pack '{name}'; allowed: {', '.join(_PACK_FACTORIES)}")
+        packs.append(_PACK_FACTORIES[name](scope))
+    return packs
+
+
+def apply_nag_packs(stage: Stage, names: Iterable[str]) -> list[IPolicyValidationPlugin]:
+    """Register the named packs on ``stage`` (an App is a Stage); return them for direct use in tests."""
+    packs = nag_packs_for(stage, names)
+    Validations.of(stage).add_plugins(*packs)
+    return packs
