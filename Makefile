@@ -59,7 +59,16 @@ lint: setup
 lock: $(VENV)/.installed
 	{ echo "# Exact versions of every Python package the project installs (runtime + tests + tools)."; \
 	  echo "# Regenerate after changing pyproject.toml: make lock"; \
-	  $(PY) -m pip freeze --exclude-editable; } > requirements.lock
+	  $(PY) -m pip freeze --all --exclude-editable | grep -v "^pip=="; } > requirements.lock
 
 clean:
 	rm -rf cdk.out .pytest_cache gameday-report orr-report bench-results
+
+orr: synth
+	$(PY) -m opex_cdk.orr
+
+gameday: setup
+	$(PY) -m gameday $(GAMEDAY_ARGS)
+
+deploy-local: setup
+	$(PY) -m opex_cdk.local.deploy
