@@ -19,13 +19,14 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-version-reporting --no-notices --ci
 
-.PHONY: help setup synth test bench lint lock clean orr gameday deploy-local
+.PHONY: help setup synth test bench lint lock clean orr gameday haproxy deploy-local
 
 help:
 	@echo "make synth [ENV=dev|prod]  synthesize the environment with nag (cdk.out/)"
 	@echo "make test                  the whole test suite"
 	@echo "make bench                 benchmarks (service vs. the workshop's server)"
 	@echo "make lint                  ruff"
+	@echo "make gameday               rehearse the chaos lab locally (gameday-report/)"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,8 +47,8 @@ synth: setup
 	$(CDK) synth $(CDK_FLAGS) --quiet -c env=$(ENV)
 	@ls cdk.out/*.template.json
 
-test: setup
-	$(PY) -m pytest -n 2 --dist loadgroup
+test: setup haproxy
+	$(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 bench: setup
 	$(PY) -m bench.bench_webapp
@@ -62,13 +63,19 @@ lock: $(VENV)/.installed
 	  $(PY) -m pip freeze --all --exclude-editable | grep -v "^pip=="; } > requirements.lock
 
 clean:
-	rm -rf cdk.out .pytest_cache gameday-report orr-report bench-results
+	rm -rf cdk.out .pytest_cache gameday-report orr-report bench-results deploy-local-report
 
 orr: synth
 	$(PY) -m opex_cdk.orr
 
-gameday: setup
-	$(PY) -m gameday $(GAMEDAY_ARGS)
+# The game day reads the health check from the synthesized app stack (cdk.out) and needs HAProxy.
+# GAMEDAY_ARGS="--profile short" for the CI-sized run; see docs/gameday.md.
+gameday: synth haproxy
+	$(PY) -m gameday --cdk-out cdk.out $(GAMEDAY_ARGS)
+
+# HAProxy plays the ALB in the game day (Debian package; installs only when missing).
+haproxy:
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; }
 
 deploy-local: setup
 	$(PY) -m opex_cdk.local.deploy

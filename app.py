@@ -11,7 +11,7 @@ import sys
 from aws_cdk import App
 
 from opex_cdk.config import ConfigError, load_environment
-from opex_cdk.environment import build_environment
+from opex_cdk.environment import build_environment, build_pipeline
 from opex_cdk.project_context import load_project_context
 
 
@@ -28,12 +28,16 @@ class _AppContext:
 
 def main() -> int:
     app = App(context=load_project_context())
+    context = _AppContext(app)
     try:
-        config = load_environment(_AppContext(app))  # type: ignore[arg-type]
+        config = load_environment(context)  # type: ignore[arg-type]
+        if config.pipeline.enabled:  # the pipeline deploys the environments as its stages
+            build_pipeline(app, config, context)  # type: ignore[arg-type]
+        else:
+            build_environment(app, config)
     except ConfigError as error:
         print(f"opex-cdk: configuration error: {error}", file=sys.stderr)
         return 2
-    build_environment(app, config)
     app.synth()
     return 0
 

@@ -23,8 +23,8 @@ from opex_cdk import seed_data
 DEFAULT_ENVIRONMENT = "dev"
 
 #: Packs `nag_packs` may name; the mapping to cdk-nag classes lives in `opex_cdk.nag.packs`.
-KNOWN_NAG_PACKS = ("AwsSolutions", "NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
-DEFAULT_NAG_PACKS = ("AwsSolutions", "NIST.800.53.R5")
+KNOWN_NAG_PACKS = ("AwsSolutions", "NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321", "WellArchitected")
+DEFAULT_NAG_PACKS = ("AwsSolutions", "NIST.800.53.R5", "WellArchitected")
 
 # AWS limits that bound the target group's health check (Elastic Load Balancing quotas).
 HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
@@ -48,6 +48,7 @@ _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,32}$")
 
 
 class ConfigError(ValueError):
@@ -117,6 +118,8 @@ class AppTierConfig:
     health_check_grace_seconds: int = 120
     certificate_arn: str | None = None
     web_acl_arn: str | None = None
+    target_requests_per_instance_per_minute: int = 300
+    target_cpu_percent: int = 60
     health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
 
 
@@ -126,6 +129,16 @@ class ObservabilityConfig:
 
     runaway_scaling_calls_per_5_minutes: int = 20
     p99_latency_seconds: float = 1.0
+    elb_5xx_per_minute: int = 10
+    target_5xx_rate_percent: float = 5.0
+    fallback_rate_warning_percent: float = 5.0
+    fallback_rate_critical_percent: float = 50.0
+    dependency_error_rate_percent: float = 5.0
+    cpu_high_percent: float = 80.0
+    dynamodb_latency_ms: float = 50.0
+    scale_out_requests_per_target_per_minute: int = 600
+    scale_in_requests_per_target_per_minute: int = 60
+    audit_log_retention_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,11 @@ class PipelineConfig:
     connection_arn: str | None = None
     repository: str | None = None
     branch: str = "main"
+    #: S3 source instead of a connection: the bucket and the zip's key (a versioned bucket).
+    source_bucket: str | None = None
+    source_object_key: str = "source.zip"
+    #: Environments the pipeline deploys, in order; a production one gets a manual approval first.
+    stages: tuple[str, ...] = ("dev", "prod")
 
 
 @dataclass(frozen=True)
@@ -367,6 +385,10 @@ def _validate_app_tier(a: AppTierConfig, n: NetworkConfig, where: str) -> None:
     _in_range(f"{where}.service_port", a.service_port, 1024, 65535)
     _in_range(f"{where}.deregistration_delay_seconds", a.deregistration_delay_seconds, *DEREGISTRATION_DELAY_RANGE)
     _in_range(f"{where}.health_check_grace_seconds", a.health_check_grace_seconds, 0, 7200)
+    _in_range(
+        f"{where}.target_requests_per_instance_per_minute", a.target_requests_per_instance_per_minute, 1, 1_000_000
+    )
+    _in_range(f"{where}.target_cpu_percent", a.target_cpu_percent, 1, 100, "%")
     for key in ("certificate_arn", "web_acl_arn"):
         value = getattr(a, key)
         if value is not None and not _ARN.match(value):
@@ -390,8 +412,11 @@ def _validate_app_tier(a: AppTierConfig, n: NetworkConfig, where: str) -> None:
 
 def _validate_rest(c: EnvironmentConfig, where: str) -> None:
     o, s, r, p = c.observability, c.scaling, c.resilience, c.pipeline
-    _in_range(f"{where}.observability.runaway_scaling_calls_per_5_minutes", o.runaway_scaling_calls_per_5_minutes, 1, 10000)
+    _in_range(
+        f"{where}.observability.runaway_scaling_calls_per_5_minutes", o.runaway_scaling_calls_per_5_minutes, 1, 10000
+    )
     _in_range(f"{where}.observability.p99_latency_seconds", o.p99_latency_seconds, 0.01, 60)
+    _validate_observability(o, f"{where}.observability")
     if not 1 <= s.min_cells <= s.max_cells:
         raise ConfigError(
             f"{where}.scaling.max_cells: {s.max_cells} is not allowed; allowed: 1 <= min_cells ({s.min_cells}) "
@@ -403,16 +428,74 @@ def _validate_rest(c: EnvironmentConfig, where: str) -> None:
     _in_range(f"{where}.scaling.record_ttl_seconds", s.record_ttl_seconds, 0, 86400)
     if not _DNS_NAME.match(s.record_name):
         raise ConfigError(f"{where}.scaling.record_name: '{s.record_name}' is not a DNS name; e.g. app.example.com")
-    if not 0 < r.max_unhealthy_share < 1:
+    if s.hosted_zone_id is not None and not _HOSTED_ZONE_ID.match(s.hosted_zone_id):
+        raise ConfigError(
+            f"{where}.scaling.hosted_zone_id: '{s.hosted_zone_id}' is not a Route 53 hosted zone id; e.g. Z0123456789AB"
+        )
+    if s.hosted_zone_id is None and s.record_name.count(".") < 2:
+        # Without a zone id the scaler creates a private zone for the record's parent domain.
+        raise ConfigError(
+            f"{where}.scaling.record_name: '{s.record_name}' has no parent domain for the private zone; "
+            "allowed: at least three labels (e.g. app.opex.internal) or set scaling.hosted_zone_id"
+        )
+    if not 0 < r.max_unhealthy_share <= 0.5:
+        # The healer acts only on a minority; above half the fleet the cause is shared (see lambda/healer).
         raise ConfigError(
             f"{where}.resilience.max_unhealthy_share: {r.max_unhealthy_share} is not allowed; "
-            "allowed: greater than 0 and less than 1"
+            "allowed: greater than 0 and at most 0.5 (a minority)"
         )
-    _in_range(f"{where}.resilience.max_replacements_per_window", r.max_replacements_per_window, 1, 100)
+    # The healer keeps its rate-limit ledger in an Auto Scaling group tag (256 characters): 20 entries fit.
+    _in_range(f"{where}.resilience.max_replacements_per_window", r.max_replacements_per_window, 1, 20)
     _in_range(f"{where}.resilience.replacement_window_minutes", r.replacement_window_minutes, 1, 1440)
     _in_range(f"{where}.resilience.experiment_duration_minutes", r.experiment_duration_minutes, 1, 720)
-    if p.enabled and not (p.connection_arn and p.repository):
+    if p.enabled and p.source_bucket is None and not (p.connection_arn and p.repository):
         raise ConfigError(
             f"{where}.pipeline.connection_arn: the pipeline is enabled but connection_arn and repository "
-            "are not both set"
+            "are not both set; allowed: both (a CodeStar connection) or source_bucket (an S3 source)"
+        )
+    if p.source_bucket is not None and (p.connection_arn or p.repository):
+        raise ConfigError(
+            f"{where}.pipeline.source_bucket: '{p.source_bucket}' is set together with connection_arn/repository; "
+            "allowed: one source, either source_bucket or connection_arn + repository"
+        )
+    if p.connection_arn is not None and not re.match(
+        r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):", p.connection_arn
+    ):
+        raise ConfigError(
+            f"{where}.pipeline.connection_arn: '{p.connection_arn}' is not a connection ARN; "
+            "expected arn:aws:codeconnections:REGION:ACCOUNT:connection/ID"
+        )
+    if p.enabled and not p.stages:
+        raise ConfigError(
+            f'{where}.pipeline.stages: empty; allowed: one or more environment names, e.g. ["dev", "prod"]'
+        )
+
+
+def _validate_observability(o: ObservabilityConfig, where: str) -> None:
+    _in_range(f"{where}.elb_5xx_per_minute", o.elb_5xx_per_minute, 1, 100000)
+    for key in (
+        "target_5xx_rate_percent",
+        "fallback_rate_warning_percent",
+        "fallback_rate_critical_percent",
+        "dependency_error_rate_percent",
+        "cpu_high_percent",
+    ):
+        _in_range(f"{where}.{key}", getattr(o, key), 0.1, 100, "%")
+    if o.fallback_rate_warning_percent >= o.fallback_rate_critical_percent:
+        raise ConfigError(
+            f"{where}.fallback_rate_warning_percent: {o.fallback_rate_warning_percent} is not allowed; "
+            f"allowed: less than fallback_rate_critical_percent ({o.fallback_rate_critical_percent})"
+        )
+    _in_range(f"{where}.dynamodb_latency_ms", o.dynamodb_latency_ms, 1, 60000)
+    _in_range(f"{where}.scale_out_requests_per_target_per_minute", o.scale_out_requests_per_target_per_minute, 1, 10**6)
+    if not 0 <= o.scale_in_requests_per_target_per_minute < o.scale_out_requests_per_target_per_minute:
+        raise ConfigError(
+            f"{where}.scale_in_requests_per_target_per_minute: {o.scale_in_requests_per_target_per_minute} is not "
+            f"allowed; allowed: 0 <= it < scale_out_requests_per_target_per_minute "
+            f"({o.scale_out_requests_per_target_per_minute})"
+        )
+    if o.audit_log_retention_days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            f"{where}.audit_log_retention_days: {o.audit_log_retention_days} is not a CloudWatch Logs "
+            f"retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )

@@ -14,10 +14,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.budget import BoundedExecutor, DeadlineExceeded, SingleFlight
-from webapp.dependency import DependencyFailure, HealthResult, RecommendationDependency
-from webapp.metadata import InstanceInfo
-from webapp.page import FALLBACK, render_page
+from .budget import BoundedExecutor, DeadlineExceeded, SingleFlight
+from .dependency import DependencyFailure, HealthResult, RecommendationDependency
+from .metadata import InstanceInfo
+from .page import FALLBACK, render_page
 
 USER_IDS = (1, 2, 3, 4)
 SOURCE_HEADER = "X-Recommendation-Source"
@@ -70,16 +70,14 @@ class HealthCheck:
         deadline_seconds: float,
     ) -> None:
         self._deadline_seconds = deadline_seconds
-        self._flight = SingleFlight(dependency.deep_check, cache_seconds, executor)
+        self._flight = SingleFlight(lambda: dependency.deep_check(deadline_seconds), cache_seconds, executor)
 
     def check(self) -> HealthResult:
         """The (possibly cached) result, or an unhealthy "timeout" result at the deadline."""
         try:
             return self._flight.get(time.monotonic() + self._deadline_seconds)
         except DeadlineExceeded:
-            return HealthResult(
-                False, "timeout", f"dependency timeout: no answer within {self._deadline_seconds:g} s"
-            )
+            return HealthResult(False, "timeout", f"dependency timeout: no answer within {self._deadline_seconds:g} s")
 
 
 class RecommendationService:

@@ -17,12 +17,39 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from .budget import DeadlineExceeded
+
+_attempt_deadline = threading.local()
+
+
+@contextmanager
+def deadline_for_attempts(deadline: float) -> Iterator[None]:
+    """No new attempt (first try or retry) of a call made in this block starts after ``deadline``.
+
+    Why: a call abandoned at its caller's deadline would otherwise go on retrying (a black-holed
+    endpoint: another full read timeout) with nobody waiting for the answer, holding a pool thread.
+    """
+    previous = getattr(_attempt_deadline, "value", None)
+    _attempt_deadline.value = deadline
+    try:
+        yield
+    finally:
+        _attempt_deadline.value = previous
+
+
+def _stop_attempts_after_deadline(**kwargs: Any) -> None:
+    """botocore ``before-send`` hook: raising here ends the call without a retry."""
+    deadline = getattr(_attempt_deadline, "value", None)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded("deadline passed before this attempt")
 
 
 @dataclass(frozen=True)
@@ -37,11 +64,15 @@ class ClientPair:
 def botocore_config(
     *, connect_timeout: float, read_timeout: float, max_attempts: int, max_pool_connections: int
 ) -> Config:
-    """Explicit timeouts and the ``standard`` retry mode (botocore's defaults are 60 s + legacy)."""
+    """Explicit timeouts and the ``standard`` retry mode (botocore's defaults are 60 s + legacy).
+
+    ``max_attempts`` counts every attempt, the first included (botocore's ``total_max_attempts``;
+    its ``max_attempts`` key would count retries only).
+    """
     return Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
         tcp_keepalive=True,
     )
@@ -79,6 +110,7 @@ class AwsClients:
         self._stopping = threading.Event()
         self._reason = "max_age"
         self._generation = 0
+        self._superseded = 0  # generations up to this one are replaced (or being replaced) already
         self._built_at = time.monotonic()
         self._current = self._build()
         self._thread = threading.Thread(target=self._run, name="credential-refresher", daemon=True)
@@ -97,19 +129,32 @@ class AwsClients:
         self._stopping.set()
         self._wake.set()
 
-    def report_auth_error(self) -> None:
-        """A call failed on credentials: rebuild soon (rate-limited by ``min_interval``)."""
+    def report_auth_error(self, generation: int | None = None) -> None:
+        """A call failed on credentials: rebuild soon (rate-limited by ``min_interval``).
+
+        Args:
+            generation: the generation of the clients that failed; a report about clients already
+                replaced, or being replaced, is ignored (the rebuild it asks for has happened or is
+                happening). Default: always rebuild.
+        """
+        if generation is not None and generation <= self._superseded:
+            return
         self._reason = "auth_error"
         self._wake.set()
 
     def _build(self) -> ClientPair:
         session = self._session_factory()
         self._generation += 1
-        return ClientPair(
+        pair = ClientPair(
             ssm=session.client("ssm", region_name=self._region, config=self._config),
             dynamodb=session.client("dynamodb", region_name=self._region, config=self._config),
             generation=self._generation,
         )
+        for client in (pair.ssm, pair.dynamodb):
+            events = getattr(getattr(client, "meta", None), "events", None)
+            if events is not None:
+                events.register("before-send", _stop_attempts_after_deadline)
+        return pair
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -126,6 +171,8 @@ class AwsClients:
             reason = self._reason
             self._wake.clear()
             self._reason = "max_age"
+            # From here on, errors from the current clients are old news: this rebuild answers them.
+            self._superseded = self._current.generation
             try:
                 self._current = self._build()
             except Exception as error:  # keep the old clients; try again next period

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -23,10 +24,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from webapp.breaker import CircuitBreaker
-from webapp.budget import BoundedExecutor, DeadlineExceeded, SingleFlight
-from webapp.clients import AwsClients
-from webapp.metrics import JsonLog
+from .breaker import CircuitBreaker
+from .budget import BoundedExecutor, DeadlineExceeded, SingleFlight
+from .clients import AwsClients, ClientPair, deadline_for_attempts
+from .metrics import JsonLog
 
 SERVICE_API = "getRecommendation"
 HEALTH_CHECK_USER_ID = 0
@@ -66,6 +67,7 @@ THROTTLING_ERROR_CODES = frozenset(
 )
 NOT_FOUND_ERROR_CODES = frozenset({"ResourceNotFoundException", "ParameterNotFound"})
 _XML_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
+T = TypeVar("T")
 
 
 class DependencyFailure(Exception):
@@ -128,9 +130,7 @@ def parse_flag(value: str) -> bool | None:
 def _string_attribute(item: dict[str, Any], name: str, user_id: int) -> str:
     attribute = item.get(name)
     if not isinstance(attribute, dict) or not isinstance(attribute.get("S"), str):
-        raise DependencyFailure(
-            "malformed", f"item for user {user_id} has no string {name}", trips_breaker=False
-        )
+        raise DependencyFailure("malformed", f"item for user {user_id} has no string {name}", trips_breaker=False)
     value = attribute["S"]
     if not value.strip() or len(value) > MAX_FIELD_LENGTH:
         raise DependencyFailure(
@@ -207,6 +207,7 @@ class RecommendationDependency:
         executor: the bounded pool dependency calls run in.
         flag_ttl: seconds a flag value is reused (SSM's GetParameter is rate-limited, and the flag is
             an operator's lever, not per-request data).
+        budget_seconds: time budget of a page request's dependency calls.
         log: the JSON log.
     """
 
@@ -219,6 +220,7 @@ class RecommendationDependency:
         breaker: CircuitBreaker,
         executor: BoundedExecutor,
         flag_ttl: float,
+        budget_seconds: float,
         log: JsonLog,
     ) -> None:
         self._clients = clients
@@ -227,7 +229,8 @@ class RecommendationDependency:
         self._breaker = breaker
         self._executor = executor
         self._log = log
-        self._flag = SingleFlight(self._load_flag, flag_ttl, executor)
+        self._budget = budget_seconds
+        self._flag = SingleFlight(self._load_flag_within_budget, flag_ttl, executor)
 
     def recommend(self, user_id: int, deadline: float) -> Recommendation:
         """The user's recommendation, or DependencyFailure. Waits no later than ``deadline`` (monotonic)."""
@@ -235,9 +238,9 @@ class RecommendationDependency:
             raise DependencyFailure("circuit_open", "dependency failing; calls paused by the circuit breaker")
         try:
             self._require_enabled(self._flag.get(deadline))
-            response = self._executor.call(lambda: self._get_item(user_id), deadline)
+            response = self._executor.call(lambda: self._get_item(user_id, deadline), deadline)
         except Exception as error:  # every failure becomes a fallback, never an escaped exception
-            failure = self._failure(error)
+            failure = classify(error)
             if failure.trips_breaker:
                 self._breaker.record_failure()
             else:
@@ -246,19 +249,22 @@ class RecommendationDependency:
         self._breaker.record_success()
         return parse_recommendation(response, user_id)
 
-    def deep_check(self) -> HealthResult:
+    def deep_check(self, budget_seconds: float) -> HealthResult:
         """The health check: a fresh flag read and the UserID 0 item. Never raises.
 
-        Feeds the breaker too, so a recovered dependency closes it without waiting for a page probe.
+        No attempt starts after ``budget_seconds``. Feeds the breaker too, so a recovered dependency
+        closes it without waiting for a page probe.
         """
         started = time.monotonic()
+        deadline = started + budget_seconds
         try:
-            raw = self._load_flag()
+            with deadline_for_attempts(deadline):
+                raw = self._load_flag()
             self._flag.put(raw)
             self._require_enabled(raw)
-            response = self._get_item(HEALTH_CHECK_USER_ID)
+            response = self._get_item(HEALTH_CHECK_USER_ID, deadline)
         except Exception as error:  # reported as a 503 with the reason
-            failure = self._failure(error)
+            failure = classify(error)
             if failure.trips_breaker:
                 self._breaker.record_failure()
             return HealthResult(False, failure.kind, failure.detail, duration_ms=_ms_since(started))
@@ -274,13 +280,23 @@ class RecommendationDependency:
                 f"health item reads {item.user_name!r}/{item.show!r}, expected 'test'/'test'",
                 duration_ms=_ms_since(started),
             )
-        return HealthResult(True, "ok", "flag is true and the health item reads test/test", duration_ms=_ms_since(started))
+        return HealthResult(
+            True, "ok", "flag is true and the health item reads test/test", duration_ms=_ms_since(started)
+        )
 
-    def _failure(self, error: BaseException) -> DependencyFailure:
-        failure = classify(error)
-        if failure.kind == "access_denied":
-            self._clients.report_auth_error()
-        return failure
+    def _call(self, operation: Callable[[ClientPair], T]) -> T:
+        """Run one AWS call on the current clients; an auth error asks for fresh credentials.
+
+        The report names the clients' generation, so a late error from clients already replaced
+        (a call that started before the rebuild) does not trigger another rebuild.
+        """
+        pair = self._clients.current
+        try:
+            return operation(pair)
+        except Exception as error:
+            if classify(error).kind == "access_denied":
+                self._clients.report_auth_error(pair.generation)
+            raise
 
     def _require_enabled(self, raw: str) -> None:
         enabled = parse_flag(raw)
@@ -289,12 +305,14 @@ class RecommendationDependency:
                 "flag_invalid", f"{self._flag_parameter} is neither true nor false", trips_breaker=False
             )
         if not enabled:
-            raise DependencyFailure(
-                "disabled", f"{self._flag_parameter} is false", trips_breaker=False, is_error=False
-            )
+            raise DependencyFailure("disabled", f"{self._flag_parameter} is false", trips_breaker=False, is_error=False)
+
+    def _load_flag_within_budget(self) -> str:
+        with deadline_for_attempts(time.monotonic() + self._budget):
+            return self._load_flag()
 
     def _load_flag(self) -> str:
-        parameter = self._clients.current.ssm.get_parameter(Name=self._flag_parameter)["Parameter"]
+        parameter = self._call(lambda pair: pair.ssm.get_parameter(Name=self._flag_parameter))["Parameter"]
         value = str(parameter.get("Value", ""))
         if parse_flag(value) is None:
             # Logged on every load (at most once per flag TTL), not per request.
@@ -307,11 +325,17 @@ class RecommendationDependency:
             )
         return value
 
-    def _get_item(self, user_id: int) -> dict[str, Any]:
-        response: dict[str, Any] = self._clients.current.dynamodb.get_item(
-            TableName=self._table,
-            Key={"ServiceAPI": {"S": SERVICE_API}, "UserID": {"N": str(user_id)}},
-        )
+    def _get_item(self, user_id: int, deadline: float) -> dict[str, Any]:
+        with deadline_for_attempts(deadline):
+            response: dict[str, Any] = self._call(
+                lambda pair: pair.dynamodb.get_item(
+                    TableName=self._table,
+                    Key={"ServiceAPI": {"S": SERVICE_API}, "UserID": {"N": str(user_id)}},
+                    # Only what the page shows ("Result" is a reserved word, hence the placeholder).
+                    ProjectionExpression="UserName, #result",
+                    ExpressionAttributeNames={"#result": "Result"},
+                )
+            )
         return response
 
 

@@ -92,9 +92,7 @@ def resolve_instance_info(
         environ: where ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` / ``AWS_EC2_METADATA_DISABLED`` are read.
     """
     found: dict[str, str] | None = None
-    if (instance_id is None or availability_zone is None) and environ.get(
-        IMDS_DISABLED_ENV, ""
-    ).lower() != "true":
+    if (instance_id is None or availability_zone is None) and environ.get(IMDS_DISABLED_ENV, "").lower() != "true":
         found = probe_imds(environ.get(IMDS_ENDPOINT_ENV, DEFAULT_IMDS_ENDPOINT), timeout)
     found = found or {}
     return InstanceInfo(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from webapp.dependency import DependencyFailure, Recommendation
-from webapp.metadata import InstanceInfo
+from .dependency import DependencyFailure, Recommendation
+from .metadata import InstanceInfo
 
 #: The workshop's static recommendation, served when the dependency cannot answer.
 FALLBACK = Recommendation(user_id=0, user_name="Valued Customer", show="I Love Lucy")
@@ -34,7 +34,8 @@ def render_page(
     if failure is not None:
         diagnostic = (
             '<p class="diagnostic">Personalized recommendations are unavailable right now; '
-            f"showing our pick for everyone. (dependency {escape(failure.kind)}: {escape(failure.detail)})</p>\n"
+            f"showing our pick for everyone. (dependency {escape(failure.kind)}: "
+            f"{escape(failure.detail)})</p>\n"
         )
     where = instance.instance_type if instance.on_aws else "running outside AWS"
     return _TEMPLATE.format(

@@ -65,7 +65,8 @@ class MotoServer:
         process: the :class:`subprocess.Popen` handle.
 
     Use it as a context manager, or call :meth:`stop` (idempotent). Servers still running when the
-    interpreter exits are stopped by an ``atexit`` hook.
+    interpreter exits are stopped by an ``atexit`` hook, also when the process was started elsewhere
+    and only wrapped here (``MotoServer(process, host, port, log)``).
     """
 
     def __init__(self, process: subprocess.Popen[bytes], host: str, port: int, log: IO[bytes] | None) -> None:
@@ -75,6 +76,8 @@ class MotoServer:
         self.endpoint_url = f"http://{host}:{port}"
         self._log = log
         self._stop_lock = threading.Lock()
+        with _RUNNING_LOCK:  # whoever started the process, it is stopped at interpreter exit at the latest
+            _RUNNING.add(self)
 
     def __repr__(self) -> str:
         return f"MotoServer(endpoint_url={self.endpoint_url!r}, pid={self.process.pid})"
@@ -173,8 +176,6 @@ def start_moto_server(
             env=child_env,
         )
         server = MotoServer(process, host, chosen, log)
-        with _RUNNING_LOCK:
-            _RUNNING.add(server)
         try:
             _wait_until_ready(process, server.endpoint_url, startup_timeout)
         except MotoServerError as error:

@@ -22,7 +22,8 @@ from constructs import IConstruct
 RECORD_METADATA = "opex:nag:acknowledgment"
 RECORD_ONLY_CONTEXT = "opex:nag:record-only"
 _MIN_REASON_LENGTH = 20
-_RULE_ID = re.compile(r"^[A-Za-z0-9.]+-[A-Za-z0-9.]+(\[.+\])?$")
+# Pack-Rule (AwsSolutions-IAM5), granular (AwsSolutions-IAM5[Resource::*]) or ours (WA-REL-3).
+_RULE_ID = re.compile(r"^[A-Za-z0-9.]+(-[A-Za-z0-9.]+)+(\[.+\])?$")
 
 
 @dataclass(frozen=True)

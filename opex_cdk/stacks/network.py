@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
-
 from constructs import Construct
 
 from opex_cdk.config import EnvironmentConfig

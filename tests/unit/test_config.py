@@ -70,6 +70,8 @@ def test_default_environment_is_dev(context: dict[str, Any]) -> None:
         ("app_tier.deregistration_delay_seconds", 4000, "deregistration_delay_seconds: 4000 is out of range"),
         ("app_tier.certificate_arn", "not-an-arn", "certificate_arn: 'not-an-arn' is not an ARN"),
         ("scaling.record_name", "not a name", "scaling.record_name: 'not a name' is not a DNS name"),
+        ("scaling.hosted_zone_id", "zone-1", "scaling.hosted_zone_id: 'zone-1' is not a Route 53 hosted zone id"),
+        ("scaling.record_name", "app.internal", "scaling.record_name: 'app.internal' has no parent domain"),
         ("resilience.max_unhealthy_share", 1.5, "max_unhealthy_share: 1.5 is not allowed"),
     ],
 )

@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): measured against local stand-ins, never against AWS."""

@@ -1,0 +1,1 @@
+"""Tests of the service (webapp/): real processes over real HTTP against moto."""
