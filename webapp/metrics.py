@@ -25,6 +25,7 @@ SERVICE_NAME = "RecommendationService"
 #: (metric name, unit) — the contract the observability stack's alarms are built on.
 METRICS: tuple[tuple[str, str], ...] = (
     ("Requests", "Count"),
+    ("PageRequests", "Count"),
     ("Latency", "Milliseconds"),
     ("FallbackServed", "Count"),
     ("DependencyErrors", "Count"),
@@ -35,11 +36,18 @@ METRICS: tuple[tuple[str, str], ...] = (
 
 
 def request_metrics(
-    *, status: int, latency_ms: float, fallback_served: bool, dependency_error: bool
+    *, status: int, latency_ms: float, fallback_served: bool, dependency_error: bool, page: bool = False
 ) -> dict[str, float]:
-    """The metric values of one request, keyed by metric name."""
+    """The metric values of one request, keyed by metric name.
+
+    ``page``: the request was for the recommendation page (``/``). ``PageRequests`` is the denominator
+    of the fallback share: dividing by ``Requests`` would dilute it with the load balancer's health
+    checks, which never serve a fallback, so a quiet site could serve every user the fallback and
+    still show a low rate.
+    """
     return {
         "Requests": 1,
+        "PageRequests": int(page),
         "Latency": round(latency_ms, 3),
         "FallbackServed": int(fallback_served),
         "DependencyErrors": int(dependency_error),
@@ -149,6 +157,7 @@ class JsonLog:
             latency_ms=latency_ms,
             fallback_served=source == "fallback",
             dependency_error=dependency_error,
+            page=path == "/",
         )
         line: dict[str, Any] = {
             "time": _iso(now),

@@ -248,24 +248,28 @@ class ServiceAlarms(Construct):
             )
 
         app_requests = service("Requests")
-        for name in ("Requests", "FallbackServed", "DependencyErrors", "Status2xx", "Status4xx", "Status5xx"):
+        page_requests = service("PageRequests")
+        for name in (
+            "Requests", "PageRequests", "FallbackServed", "DependencyErrors", "Status2xx", "Status4xx", "Status5xx",
+        ):  # fmt: skip
             self.metrics[name] = service(name)
         self.metrics["LatencyP99"] = service("Latency", "p99")
         fallback_rate = cloudwatch.MathExpression(
-            expression="100 * FILL(fallback, 0) / requests",
-            using_metrics={"fallback": service("FallbackServed"), "requests": app_requests},
-            label="Fallback served (% of requests)",
+            # Over page requests only: health checks never serve a fallback and would dilute the share.
+            expression="100 * FILL(fallback, 0) / pages",
+            using_metrics={"fallback": service("FallbackServed"), "pages": page_requests},
+            label="Fallback served (% of page requests)",
             period=one_minute,
         )
         self.metrics["FallbackRate"] = fallback_rate
         self.fallback_rate_warning = self._alarm(
             "app", "FallbackRate", "Warning", fallback_rate, t.fallback_rate_warning_percent, ">", 5, 3,
-            "application", "100 x FallbackServed / Requests (%): some users get the static recommendation",
+            "application", "100 x FallbackServed / PageRequests (%): some users get the static recommendation",
             NO_TRAFFIC_NO_RATE, cloudwatch.TreatMissingData.NOT_BREACHING,
         )  # fmt: skip
         self.fallback_rate_critical = self._alarm(
             "app", "FallbackRate", "Critical", fallback_rate, t.fallback_rate_critical_percent, ">", 3, 3,
-            "application", "100 x FallbackServed / Requests (%): the dependency is failing for users",
+            "application", "100 x FallbackServed / PageRequests (%): the dependency is failing for users",
             NO_TRAFFIC_NO_RATE, cloudwatch.TreatMissingData.NOT_BREACHING,
         )  # fmt: skip
         dependency_rate = cloudwatch.MathExpression(

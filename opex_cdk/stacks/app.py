@@ -11,8 +11,27 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from opex_cdk.config import EnvironmentConfig
+from opex_cdk.config import AppTierConfig, EnvironmentConfig
 from opex_cdk.constructs import MultiAzAppTier
+
+
+def app_tier_settings(a: AppTierConfig) -> dict[str, Any]:
+    """`MultiAzAppTier` props from ``config.app_tier``: one mapping for the base cell and every scaled cell,
+    so a cell the scaler adds runs exactly like the base one."""
+    return {
+        "instance_type": a.instance_type,
+        "min_capacity": a.min_capacity,
+        "desired_capacity": a.desired_capacity,
+        "max_capacity": a.max_capacity,
+        "service_port": a.service_port,
+        "health_check": a.health_check,
+        "deregistration_delay": Duration.seconds(a.deregistration_delay_seconds),
+        "health_check_grace": Duration.seconds(a.health_check_grace_seconds),
+        "target_requests_per_instance_per_minute": a.target_requests_per_instance_per_minute,
+        "target_cpu_percent": a.target_cpu_percent,
+        "certificate_arn": a.certificate_arn,
+        "web_acl_arn": a.web_acl_arn,
+    }
 
 
 class AppStack(Stack):
@@ -38,7 +57,6 @@ class AppStack(Stack):
             "description", f"opex-cdk {config.name}: app tier cell '{cell_id}' (ALB + Auto Scaling group)"
         )
         super().__init__(scope, id_, **kwargs)
-        a = config.app_tier
         self.app_tier = MultiAzAppTier(
             self,
             "AppTier",
@@ -46,18 +64,7 @@ class AppStack(Stack):
             table=table,
             flag_parameter=flag_parameter,
             cell_id=cell_id,
-            instance_type=a.instance_type,
-            min_capacity=a.min_capacity,
-            desired_capacity=a.desired_capacity,
-            max_capacity=a.max_capacity,
-            service_port=a.service_port,
-            health_check=a.health_check,
-            deregistration_delay=Duration.seconds(a.deregistration_delay_seconds),
-            health_check_grace=Duration.seconds(a.health_check_grace_seconds),
-            target_requests_per_instance_per_minute=a.target_requests_per_instance_per_minute,
-            target_cpu_percent=a.target_cpu_percent,
-            certificate_arn=a.certificate_arn,
-            web_acl_arn=a.web_acl_arn,
+            **app_tier_settings(config.app_tier),
             deletion_protection=config.production,
             removal_policy=RemovalPolicy.RETAIN if config.production else RemovalPolicy.DESTROY,
             notification_topic=notification_topic,

@@ -25,7 +25,6 @@ from aws_cdk import (
     CfnOutput,
     CfnParameter,
     DefaultStackSynthesizer,
-    Duration,
     Environment,
     RemovalPolicy,
     Stack,
@@ -39,6 +38,7 @@ from constructs import Construct
 from opex_cdk.config import EnvironmentConfig
 from opex_cdk.constructs.app_tier import MultiAzAppTier
 from opex_cdk.nag import acknowledge, apply_nag_packs
+from opex_cdk.stacks.app import app_tier_settings
 
 #: The template's only parameter, and the outputs the scaler reads (lambda/scaler/index.py pins the same names).
 CELL_ID_PARAMETER = "CellId"
@@ -132,7 +132,6 @@ class CellStack(Stack):
         flag = ssm.StringParameter.from_string_parameter_attributes(
             self, "Flag", parameter_name=config.data.flag_parameter_name, force_dynamic_reference=True
         )
-        a = config.app_tier
         self.app_tier = MultiAzAppTier(
             self,
             "AppTier",
@@ -143,16 +142,7 @@ class CellStack(Stack):
             # evaluate when they hold a Ref (and a description change would replace the group). The
             # per-cell value is applied as the opex:cell tag below, with a priority that wins.
             cell_id="scaled",
-            instance_type=a.instance_type,
-            min_capacity=a.min_capacity,
-            desired_capacity=a.desired_capacity,
-            max_capacity=a.max_capacity,
-            service_port=a.service_port,
-            health_check=a.health_check,
-            deregistration_delay=Duration.seconds(a.deregistration_delay_seconds),
-            health_check_grace=Duration.seconds(a.health_check_grace_seconds),
-            certificate_arn=a.certificate_arn,
-            web_acl_arn=a.web_acl_arn,
+            **app_tier_settings(config.app_tier),
             deletion_protection=False,  # the scaler deletes cells
             removal_policy=RemovalPolicy.DESTROY,
         )

@@ -186,6 +186,20 @@ def test_cell_template_stands_alone(synthesized, env: str) -> None:
     attrs = {a["Key"]: a["Value"] for a in lb[0]["Properties"]["LoadBalancerAttributes"]}
     assert attrs["deletion_protection.enabled"] == "false"  # the scaler must be able to delete a cell
 
+    # A scaled cell runs like the base cell: same health check and the same scaling targets.
+    def shape(template: dict) -> tuple:
+        resources = template["Resources"].values()
+        [group] = [r for r in resources if r["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"]
+        tracking = sorted(
+            json.dumps(r["Properties"]["TargetTrackingConfiguration"].get("TargetValue"))
+            for r in resources
+            if r["Type"] == "AWS::AutoScaling::ScalingPolicy"
+        )
+        health = {k: v for k, v in group["Properties"].items() if k.startswith("HealthCheck") or "Threshold" in k}
+        return health, tracking
+
+    assert shape(cell_template) == shape(e.template_json(e.stacks.app))
+
 
 def test_cell_webapp_asset_is_published_by_the_app_stack(synthesized) -> None:
     """The cell template's webapp object is the App stack's asset (same content hash, same key)."""

@@ -263,7 +263,7 @@ def test_moto_xml_error_code_is_read_from_the_body() -> None:
 
 def test_emf_document_matches_the_alarm_contract() -> None:
     document = emf_document(
-        request_metrics(status=200, latency_ms=12.5, fallback_served=True, dependency_error=False),
+        request_metrics(status=200, latency_ms=12.5, fallback_served=True, dependency_error=False, page=True),
         timestamp_ms=1_700_000_000_000,
         path="/",
     )
@@ -273,6 +273,7 @@ def test_emf_document_matches_the_alarm_contract() -> None:
     assert document["Service"] == "RecommendationService"
     assert {(m["Name"], m["Unit"]) for m in directive["Metrics"]} == {
         ("Requests", "Count"),
+        ("PageRequests", "Count"),
         ("Latency", "Milliseconds"),
         ("FallbackServed", "Count"),
         ("DependencyErrors", "Count"),
@@ -283,6 +284,13 @@ def test_emf_document_matches_the_alarm_contract() -> None:
     for name, _ in METRICS:
         assert isinstance(document[name], int | float)  # EMF: every declared metric has a value
     assert document["FallbackServed"] == 1 and document["Latency"] == 12.5 and document["path"] == "/"
+    assert document["PageRequests"] == 1
+
+
+def test_only_the_page_counts_as_a_page_request() -> None:
+    """The fallback share's denominator must not include the load balancer's health checks."""
+    health = request_metrics(status=503, latency_ms=3, fallback_served=False, dependency_error=True)
+    assert health["PageRequests"] == 0 and health["Requests"] == 1
 
 
 @given(st.integers(min_value=100, max_value=599))
