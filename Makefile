@@ -44,6 +44,7 @@ node_modules/.installed: package-lock.json $(VENV)/.installed
 setup: $(VENV)/.installed node_modules/.installed
 
 synth: setup
+	rm -rf cdk.out  # one environment's templates only, never a stale one from another ENV
 	$(CDK) synth $(CDK_FLAGS) --quiet -c env=$(ENV)
 	@ls cdk.out/*.template.json
 
