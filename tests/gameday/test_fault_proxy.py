@@ -146,4 +146,5 @@ def test_close_frees_the_port(upstream: str) -> None:
     proxy.close()
     proxy.close()  # idempotent
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+        sock.bind(("127.0.0.1", port))  # raises EADDRINUSE if the proxy still held it
+        assert sock.getsockname() == ("127.0.0.1", port)
