@@ -9,6 +9,7 @@ Stage); every test reads that result.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,6 +118,24 @@ def test_artifacts_are_kms_encrypted_in_our_bucket_and_builds_unprivileged(deliv
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
     for project in template.find_resources("AWS::CodeBuild::Project").values():
         assert project["Properties"]["Environment"]["PrivilegedMode"] is False
+
+
+def test_pipeline_template_passes_cfn_lint(delivery) -> None:
+    """CDK Pipelines writes role ARNs as Fn::Join with an empty delimiter (cfn-lint E3703); JoinToSub fixes it."""
+    from tests.unit.test_cfn_lint import cfn_lint_errors
+
+    stack, _ = delivery
+    assert cfn_lint_errors([str(Path(Stage.of(stack).outdir) / stack.template_file)]) == []
+
+
+def test_join_to_sub_keeps_the_value() -> None:
+    from opex_cdk.stacks.pipeline import _join_to_sub
+
+    join = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::1:role/${x}"]]}
+    assert _join_to_sub(join) == {"Fn::Sub": "arn:${AWS::Partition}:iam::1:role/${!x}"}
+    untouched = {"Fn::Join": ["", ["a", {"Fn::GetAtt": ["R", "Arn"]}]]}
+    assert _join_to_sub(untouched) == untouched
+    assert _join_to_sub({"Fn::Join": [",", ["a", "b"]]}) == {"Fn::Join": [",", ["a", "b"]]}
 
 
 def test_non_compliant_resource_inside_a_stage_fails_synth(tmp_path) -> None:
