@@ -5,7 +5,6 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_events as events
@@ -19,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from opex_cdk.assets import lambda_code_dir
+from opex_cdk.constructs.event_alarm import event_alarm
 from opex_cdk.constructs.keys import log_group_key
 from opex_cdk.nag import acknowledge
 
@@ -251,36 +251,26 @@ class FleetSafeHealer(Construct):
             targets=[target],
         )
 
-        critical_action = cw_actions.SnsAction(critical_topic)
-        self.error_alarm = cloudwatch.Alarm(
+        self.error_alarm = event_alarm(
             self,
             "ErrorAlarm",
             alarm_name=f"{name_prefix}-healer-errors-Critical",
-            alarm_description=(
-                f"The fleet-safe healer failed: unhealthy instances may not be replaced. Runbook: {RUNBOOK}"
-            ),
+            description=f"The fleet-safe healer failed: unhealthy instances may not be replaced. Runbook: {RUNBOOK}",
             metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            topic=critical_topic,
+            notify_ok=True,
         )
-        self.dead_letter_alarm = cloudwatch.Alarm(
+        self.dead_letter_alarm = event_alarm(
             self,
             "DeadLetterAlarm",
             alarm_name=f"{name_prefix}-healer-dlq-Critical",
-            alarm_description=f"A healer trigger was not processed (dead-letter queue not empty). Runbook: {RUNBOOK}",
+            description=f"A healer trigger was not processed (dead-letter queue not empty). Runbook: {RUNBOOK}",
             metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
             ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            topic=critical_topic,
+            notify_ok=True,
         )
-        for alarm in (self.error_alarm, self.dead_letter_alarm):
-            alarm.add_alarm_action(critical_action)
-            alarm.add_ok_action(critical_action)
 
 
 def _write_statement(stack: Stack, group: autoscaling.IAutoScalingGroup) -> iam.PolicyStatement:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import jsii
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -24,6 +22,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from opex_cdk.assets import lambda_code_dir
+from opex_cdk.constructs.event_alarm import event_alarm
 from opex_cdk.constructs.keys import log_group_key
 from opex_cdk.nag import acknowledge
 
@@ -405,35 +404,25 @@ class CellScaler(Construct):
         )
 
         name_prefix = alarm_name_prefix or stack.stack_name
-        action = cw_actions.SnsAction(notification_topic)
-        self.dead_letter_alarm = cloudwatch.Alarm(
+        self.dead_letter_alarm = event_alarm(
             self,
             "DeadLetterAlarm",
             alarm_name=f"{name_prefix}-scaler-DeadLetters-Warning",
-            alarm_description="The cell scaler dead-lettered a message or an invocation. "
-            "Runbook: docs/runbooks/scaler.md",
+            description="The cell scaler dead-lettered a message or an invocation. Runbook: docs/runbooks/scaler.md",
             metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(1), statistic="Maximum"
             ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            topic=notification_topic,
         )
-        self.errors_alarm = cloudwatch.Alarm(
+        self.errors_alarm = event_alarm(
             self,
             "ErrorsAlarm",
             alarm_name=f"{name_prefix}-scaler-Errors-Warning",
-            alarm_description="The cell scaler failed (CloudFormation, Route 53 or throttling); it retries twice, "
+            description="The cell scaler failed (CloudFormation, Route 53 or throttling); it retries twice, "
             "then dead-letters. Runbook: docs/runbooks/scaler.md",
             metric=self.function.metric_errors(period=Duration.minutes(1), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            topic=notification_topic,
         )
-        for alarm in (self.dead_letter_alarm, self.errors_alarm):
-            alarm.add_alarm_action(action)
 
 
 @jsii.implements(route53_targets.IAliasRecordTargetProps)
