@@ -53,50 +53,37 @@ def build_environment(stage: Stage, config: EnvironmentConfig, *, with_nag: bool
     (inside a Stage CDK would otherwise prefix them with the Stage's name).
     """
     env = Environment(account=config.account, region=config.region)
-    network = NetworkStack(
-        stage, f"{config.prefix}-network", config=config, env=env, stack_name=f"{config.prefix}-network"
-    )
-    data = DataStack(stage, f"{config.prefix}-data", config=config, env=env, stack_name=f"{config.prefix}-data")
-    notifications = NotificationsStack(
-        stage, f"{config.prefix}-notifications", config=config, env=env, stack_name=f"{config.prefix}-notifications"
-    )
-    app = AppStack(
-        stage,
-        f"{config.prefix}-app",
-        config=config,
+
+    def unit(stack_class: type, role: str, **props: Any) -> Any:
+        name = f"{config.prefix}-{role}"
+        return stack_class(stage, name, config=config, env=env, stack_name=name, **props)
+
+    network = unit(NetworkStack, "network")
+    data = unit(DataStack, "data")
+    notifications = unit(NotificationsStack, "notifications")
+    app = unit(
+        AppStack,
+        "app",
         vpc=network.vpc,
         table=data.table,
         flag_parameter=data.flag_parameter,
         notification_topic=notifications.topics.warning,
-        env=env,
-        stack_name=f"{config.prefix}-app",
     )
     tier = app.app_tier
-    observability = ObservabilityStack(
-        stage,
-        f"{config.prefix}-observability",
-        config=config,
+    observability = unit(
+        ObservabilityStack,
+        "observability",
         topics=notifications.topics,
         load_balancer=tier.load_balancer,
         target_group=tier.target_group,
         auto_scaling_group=tier.auto_scaling_group,
         table=data.table,
         availability_zones=network.vpc.availability_zones[: config.network.az_count],
-        env=env,
-        stack_name=f"{config.prefix}-observability",
     )
-    audit = AuditStack(
-        stage,
-        f"{config.prefix}-audit",
-        config=config,
-        alarm_topic=notifications.topics.critical,
-        env=env,
-        stack_name=f"{config.prefix}-audit",
-    )
-    scaling = ScalingStack(
-        stage,
-        f"{config.prefix}-scaling",
-        config=config,
+    audit = unit(AuditStack, "audit", alarm_topic=notifications.topics.critical)
+    scaling = unit(
+        ScalingStack,
+        "scaling",
         vpc=network.vpc,
         scaling_topic=notifications.topics.scaling,
         notification_topic=notifications.topics.warning,
@@ -104,21 +91,16 @@ def build_environment(stage: Stage, config: EnvironmentConfig, *, with_nag: bool
         scale_in_alarm_name=observability.scale_in_alarm_name,
         base_load_balancer=tier.load_balancer,
         cell_nag=with_nag,
-        env=env,
-        stack_name=f"{config.prefix}-scaling",
     )
-    resilience = ResilienceStack(
-        stage,
-        f"{config.prefix}-resilience",
-        config=config,
+    resilience = unit(
+        ResilienceStack,
+        "resilience",
         vpc=network.vpc,
         app_tier=tier,
         flag_parameter=data.flag_parameter,
         topics=notifications.topics,
         stop_condition_alarm=observability.service_impaired,
         unhealthy_hosts_alarm=observability.unhealthy_hosts,
-        env=env,
-        stack_name=f"{config.prefix}-resilience",
     )
     stacks = EnvironmentStacks(
         network=network,

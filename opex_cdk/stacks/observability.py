@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -19,19 +20,9 @@ from opex_cdk.constructs.notifications import NotificationTopics
 
 def thresholds_from(config: EnvironmentConfig) -> AlarmThresholds:
     """The environment's alarm thresholds (config `observability`; the rest keep their defaults)."""
+    # Every threshold the config names flows through by name, so a field added to both cannot be forgotten here.
     o = config.observability
-    return AlarmThresholds(
-        elb_5xx_per_minute=o.elb_5xx_per_minute,
-        target_5xx_rate_percent=o.target_5xx_rate_percent,
-        p99_latency_seconds=o.p99_latency_seconds,
-        fallback_rate_warning_percent=o.fallback_rate_warning_percent,
-        fallback_rate_critical_percent=o.fallback_rate_critical_percent,
-        dependency_error_rate_percent=o.dependency_error_rate_percent,
-        cpu_high_percent=o.cpu_high_percent,
-        dynamodb_latency_ms=o.dynamodb_latency_ms,
-        scale_out_requests_per_target_per_minute=o.scale_out_requests_per_target_per_minute,
-        scale_in_requests_per_target_per_minute=o.scale_in_requests_per_target_per_minute,
-    )
+    return AlarmThresholds(**{f.name: getattr(o, f.name) for f in fields(AlarmThresholds) if hasattr(o, f.name)})
 
 
 class ObservabilityStack(Stack):
