@@ -23,6 +23,19 @@ And one missing feature: ``Fn::GetStackOutput`` (what CDK writes for cross-stack
 the dict reaches the resource unresolved and creation crashes. :func:`apply` resolves it the way CloudFormation
 does: the named output of the named stack (same account, the given region), an error when there is none.
 
+And one public parameter: AWS publishes the Powertools layer's ARN as an SSM parameter in every region
+(``/aws/service/powertools/python/...``); moto does not, so our Scaling stack could not be created. For the
+Powertools version installed here (and no other), :func:`apply` publishes the installed package as that
+layer in the reading account and answers the parameter with its ARN (see
+:func:`_publish_powertools_layer_parameters`).
+
+Dynamic references ``{{resolve:ssm:NAME[:VERSION]}}`` (the cell template reads the network's subnet ids this
+way) are passed through verbatim by moto; :func:`apply` resolves them from moto's SSM as CloudFormation does.
+
+Resource types moto's CloudFormation has no model for (CloudWatch alarms, CloudTrail, FIS, metric filters,
+SNS subscriptions, ...): :func:`apply` registers :mod:`opex_cdk.local.moto_cfn_models`, models backed by moto's
+own service backends (see there for the types, and the two left out).
+
 Run as ``python -m opex_cdk.local.moto_fixes -H 127.0.0.1 -p PORT`` (the arguments of ``moto_server``);
 :func:`start_fixed_moto_server` does that on a free port and returns an
 :class:`opex_cdk.local.moto_server.MotoServer`.
@@ -30,6 +43,7 @@ Run as ``python -m opex_cdk.local.moto_fixes -H 127.0.0.1 -p PORT`` (the argumen
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -89,7 +103,98 @@ def apply() -> None:
     _detach_policies_on_role_delete()
     _resolve_get_stack_output()
     _elbv2_attributes()
+    _publish_powertools_layer_parameters()
+    from opex_cdk.local import moto_cfn_models
+
+    moto_cfn_models.register()
     _applied = True
+
+
+#: ``/aws/service/powertools/python/{architecture}/{python version}/{powertools version}``, as AWS publishes it.
+_POWERTOOLS_PARAMETER = re.compile(
+    r"/aws/service/powertools/python/(?P<architecture>arm64|x86_64)/(?P<python>python3\.\d+)/(?P<version>[0-9.]+)"
+)
+
+
+def _publish_powertools_layer_parameters() -> None:
+    """The public SSM parameter naming the Powertools layer, for the Powertools version installed here.
+
+    AWS publishes ``/aws/service/powertools/python/{arch}/{python}/{version}`` in every region, its value the
+    ARN of the Powertools layer (account 017000801446). moto holds no such parameter, so CloudFormation cannot
+    resolve a template that reads it (our Scaling stack does). When a stack reads it for the Powertools
+    version installed in this venv, the parameter is added the way moto adds its own public parameters (on
+    first read), pointing at a layer published into the reading account: moto resolves a function's layers by
+    name in the function's own account, so a layer under AWS's account id would be "not found". The layer's
+    content is the installed ``aws_lambda_powertools`` package under ``python/``, as in the real layer. Any
+    other version stays missing, so a stale pin still fails the rehearsal.
+    """
+    from moto.core.utils import utcnow
+    from moto.ssm.models import Parameter, ParameterDict
+
+    original = ParameterDict._check_loading_status
+
+    def check_loading_status(self: Any, key: str) -> None:
+        original(self, key)
+        match = _POWERTOOLS_PARAMETER.fullmatch(str(key or ""))
+        if not match or dict.__contains__(self, key) or match["version"] != _installed_powertools_version():
+            return
+        layer_arn = _publish_powertools_layer(self.account_id, self.region_name, match["architecture"], match["python"])
+        dict.__setitem__(
+            self,
+            key,
+            [
+                Parameter(
+                    account_id=self.account_id,
+                    name=key,
+                    value=layer_arn,
+                    parameter_type="String",
+                    description=f"Powertools (Python) {match['version']} layer, published by the rehearsal",
+                    allowed_pattern=None,
+                    keyid=None,
+                    last_modified_date=utcnow(),
+                    version=1,
+                    data_type="text",
+                )
+            ],
+        )
+
+    ParameterDict._check_loading_status = check_loading_status  # type: ignore[method-assign]
+
+
+def _installed_powertools_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("aws-lambda-powertools")
+    except Exception:  # noqa: BLE001 - not installed: nothing to publish
+        return None
+
+
+def _publish_powertools_layer(account_id: str, region: str, architecture: str, python: str) -> str:
+    """Publish the installed Powertools package as ``AWSLambdaPowertoolsPythonV3-{python}-{arch}``; its ARN."""
+    import base64
+    import io
+    import zipfile
+    from pathlib import Path
+
+    import aws_lambda_powertools
+    from moto.awslambda.models import lambda_backends
+
+    package = Path(aws_lambda_powertools.__file__).parent
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # stored: zipping 7 MB costs no time
+        for path in sorted(package.rglob("*.py")) + sorted(package.rglob("*.typed")):
+            archive.write(path, f"python/{path.relative_to(package.parent).as_posix()}")
+    layer = lambda_backends[account_id][region].publish_layer_version(
+        {
+            "LayerName": f"AWSLambdaPowertoolsPythonV3-{python.replace('.', '')}-{architecture}",
+            "Content": {"ZipFile": base64.b64encode(buffer.getvalue()).decode()},
+            "CompatibleRuntimes": [python],
+            "CompatibleArchitectures": [architecture],
+            "Description": "Powertools for AWS Lambda (Python), the version installed for the rehearsal",
+        }
+    )
+    return str(layer.arn)
 
 
 def _elbv2_attributes() -> None:
@@ -138,6 +243,8 @@ def _resolve_get_stack_output() -> None:
     original = parsing.clean_json
 
     def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, str) and "{{resolve:ssm:" in resource_json:
+            return _resolve_ssm_references(resource_json, resources_map._account_id, resources_map._region_name)
         if isinstance(resource_json, dict) and "Fn::GetStackOutput" in resource_json:
             from moto.cloudformation.models import cloudformation_backends
 
@@ -155,6 +262,33 @@ def _resolve_get_stack_output() -> None:
         return original(resource_json, resources_map)
 
     parsing.clean_json = clean_json
+
+
+#: CloudFormation's dynamic reference to a plain SSM parameter: ``{{resolve:ssm:name}}`` or ``...:name:version}}``.
+_SSM_REFERENCE = re.compile(r"\{\{resolve:ssm:([A-Za-z0-9_.\-/]+?)(?::(\d+))?\}\}")
+
+
+def _resolve_ssm_references(text: str, account_id: str, region: str) -> str:
+    """Replace each ``{{resolve:ssm:...}}`` in ``text`` with the parameter's value, as CloudFormation does.
+
+    moto passes the reference through verbatim (a subnet id of ``{{resolve:ssm:/x}}`` then fails far from the
+    cause). A missing parameter or version is an error naming it, as in CloudFormation.
+    """
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.ssm.models import ssm_backends
+
+    backend = ssm_backends[account_id][region]
+
+    def value(match: re.Match[str]) -> str:
+        name, version = match[1], match[2]
+        history = backend._parameters.get(name) or []
+        chosen = [p for p in history if version is None or str(p.version) == version]
+        if not chosen:
+            wanted = f"{name} version {version}" if version else name
+            raise ValidationError(message=f"dynamic reference {match[0]}: SSM parameter {wanted} does not exist")
+        return str(chosen[-1].value)
+
+    return _SSM_REFERENCE.sub(value, text)
 
 
 def _detach_policies_on_role_delete() -> None:

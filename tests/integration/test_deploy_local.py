@@ -78,8 +78,24 @@ def test_exercises_never_pass_silently(rehearsal) -> None:
         "levers: dependency flag off, then on",
     ]
     assert all(passed is not False for _, _, passed in report.exercises), report.render()
-    # The emergency lever needs only the Data stack, which moto deploys: it must really run and pass.
-    assert dict((name, passed) for name, _, passed in report.exercises)["levers: dependency flag off, then on"]
+    # Both must really run and pass: the lever needs only the Data stack; the scaler needs the Scaling stack
+    # (moto_fixes publishes the Powertools parameter and resolves the cell template's {{resolve:ssm:...}}).
+    outcomes = {name: passed for name, _, passed in report.exercises}
+    assert outcomes == {"scaler: scale out, then in": True, "levers: dependency flag off, then on": True}
+
+
+def test_scaler_exercise_saw_every_step_through_the_apis(rehearsal) -> None:
+    report, _ = rehearsal
+    detail = next(detail for name, detail, _ in report.exercises if name.startswith("scaler"))
+    for step in (
+        "scale-out alarm -> opex-dev-cell-2 CREATE_COMPLETE",
+        "record opex-dev-cell-2 weight 100 -> opex-dev-cell-2-",  # aimed at the cell's own load balancer
+        "scale-in alarm -> opex-dev-cell-2 draining (weight 0)",
+        "reconcile -> record removed, opex-dev-cell-2",
+        "notifications on the Warning topic",
+        "COOLDOWN_SECONDS=0, DRAIN_SECONDS=0 for the rehearsal",  # what the rehearsal shortens is said
+    ):
+        assert step in detail, detail
 
 
 def test_server_is_stopped_and_port_freed(rehearsal) -> None:
