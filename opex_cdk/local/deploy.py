@@ -2,7 +2,7 @@
 
 ``make deploy-local`` (``python -m opex_cdk.local.deploy [--env dev]``):
 
-1. starts a moto server on 127.0.0.1 (:mod:`opex_cdk.local.moto_fixes`: moto plus two bug fixes, see there),
+1. starts a moto server on 127.0.0.1 (:mod:`opex_cdk.local.moto_fixes`: moto plus the fixes listed there),
    posing as the environment's account and region;
 2. ``cdk synth`` (the real CLI, nag included), then ``cdk bootstrap`` and ``cdk deploy --all --method=direct``
    with ``AWS_ENDPOINT_URL`` pointing at moto: assets are published to the bootstrap bucket, stacks are created
@@ -157,9 +157,14 @@ class StackReport:
 
 
 def moto_supported_types() -> frozenset[str]:
-    """Resource types moto's CloudFormation implements (the model map of the installed moto)."""
+    """Resource types the rehearsal's moto server implements: the installed moto's model map plus the models
+    :mod:`opex_cdk.local.moto_cfn_models` adds (the server registers them in :func:`moto_fixes.apply`; they are
+    registered here too, so this process's map is the server's)."""
     from moto.cloudformation.parsing import get_model_map
 
+    from opex_cdk.local import moto_cfn_models
+
+    moto_cfn_models.register()
     return frozenset(get_model_map())
 
 

@@ -44,15 +44,11 @@ Run as ``python -m opex_cdk.local.moto_fixes -H 127.0.0.1 -p PORT`` (the argumen
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from opex_cdk.local.moto_server import MotoServer, MotoServerError, free_port
+from opex_cdk.local.moto_server import MotoServer, start_moto_process
 
 __all__ = ["apply", "start_fixed_moto_server"]
 
@@ -107,7 +103,33 @@ def apply() -> None:
     from opex_cdk.local import moto_cfn_models
 
     moto_cfn_models.register()
+    _delete_route_tables_and_vpc_endpoints()
     _applied = True
+
+
+def _delete_route_tables_and_vpc_endpoints() -> None:
+    """Give moto's ``AWS::EC2::RouteTable`` and ``AWS::EC2::VPCEndpoint`` models the delete CloudFormation does.
+
+    moto's models for both have none, so deleting a stack leaves them behind and the VPC's deletion then fails
+    ("has dependencies"): the Network stack could never be destroyed. Each delete goes through moto's own
+    EC2 API implementation (``DeleteRouteTable`` refuses a table still associated, as EC2 does).
+    """
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.route_tables import RouteTable
+    from moto.ec2.models.vpcs import VPCEndPoint
+
+    def delete_route_table(self: Any, account_id: str, region_name: str) -> None:
+        ec2_backends[account_id][region_name].delete_route_table(self.id)
+
+    def delete_vpc_endpoint(self: Any, account_id: str, region_name: str) -> None:
+        backend = ec2_backends[account_id][region_name]
+        # moto deletes a stack's resources in no dependency order: a route table may already be gone, and its
+        # routes to this gateway endpoint with it (the end state CloudFormation reaches deleting in order).
+        self.route_table_ids = [table for table in self.route_table_ids or [] if table in backend.route_tables]
+        backend.delete_vpc_endpoints([self.id])
+
+    RouteTable.delete = delete_route_table  # type: ignore[attr-defined]
+    VPCEndPoint.delete = delete_vpc_endpoint  # type: ignore[attr-defined]
 
 
 #: ``/aws/service/powertools/python/{architecture}/{python version}/{powertools version}``, as AWS publishes it.
@@ -318,39 +340,20 @@ def start_fixed_moto_server(
 
     Args:
         host: address to bind. Default: ``127.0.0.1``.
-        env: the child's full environment (e.g. with ``MOTO_ACCOUNT_ID``). Default: inherit.
+        env: variables added to this process's environment for the child (e.g. ``MOTO_ACCOUNT_ID``).
         log_path: file for the server's output. Default: discarded.
         startup_timeout: seconds to wait for the first answer. Default: 20.
 
     Raises:
         MotoServerError: the server did not answer in time or exited.
     """
-    port = free_port(host)
-    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed by MotoServer.stop()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "opex_cdk.local.moto_fixes", "-H", host, "-p", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=log if log else subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-        env=dict(env) if env is not None else None,
+    return start_moto_process(
+        lambda bind, port: [sys.executable, "-m", "opex_cdk.local.moto_fixes", "-H", bind, "-p", str(port)],
+        host=host,
+        env=env,
+        log_path=log_path,
+        startup_timeout=startup_timeout,
     )
-    server = MotoServer(process, host, port, log)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise MotoServerError(f"moto server exited with code {process.returncode} before it answered")
-            try:
-                with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/data.json", timeout=1.0) as response:
-                    response.read()
-                return server
-            except OSError as error:
-                if time.monotonic() > deadline:
-                    raise MotoServerError(f"moto server at {server.endpoint_url} not ready: {error}") from None
-            time.sleep(0.05)
-    except BaseException:
-        server.stop()
-        raise
 
 
 def main() -> None:

@@ -21,12 +21,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-__all__ = ["MotoServer", "MotoServerError", "free_port", "start_moto_server"]
+__all__ = ["MotoServer", "MotoServerError", "free_port", "start_moto_process", "start_moto_server"]
 
 #: Servers started by this process and not yet stopped: stopped at interpreter exit as a last resort.
 _RUNNING: set[MotoServer] = set()
@@ -163,13 +163,40 @@ def start_moto_server(
     Raises:
         MotoServerError: the server did not answer in time or exited.
     """
+    return start_moto_process(
+        _moto_command,
+        host=host,
+        port=port,
+        env=env,
+        log_path=log_path,
+        startup_timeout=startup_timeout,
+        attempts=attempts,
+    )
+
+
+def start_moto_process(
+    command: Callable[[str, int], Sequence[str]],
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    startup_timeout: float = 20.0,
+    attempts: int = 3,
+) -> MotoServer:
+    """Start ``command(host, port)``, a process serving moto's HTTP API, and return once it answers.
+
+    What :func:`start_moto_server` does for ``moto_server``, for any command line that serves moto
+    (e.g. :mod:`opex_cdk.local.keepalive_moto`): free port, readiness wait on ``/moto-api/data.json``,
+    and the process stopped (never orphaned) when it does not answer. Arguments as there.
+    """
     child_env = {**os.environ, **(env or {})}
     last_error: MotoServerError | None = None
     for _ in range(attempts if port is None else 1):
         chosen = port if port is not None else free_port(host)
         log = open(log_path, "ab") if log_path is not None else None  # closed by MotoServer.stop()
         process = subprocess.Popen(
-            _moto_command(host, chosen),
+            list(command(host, chosen)),
             stdin=subprocess.DEVNULL,
             stdout=log if log is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,

@@ -111,3 +111,33 @@ def test_a_function_using_the_published_layer_can_be_created_by_cloudformation(a
         },
     }
     assert _create(template) == "CREATE_COMPLETE"
+
+
+def test_a_vpc_with_route_tables_and_a_gateway_endpoint_can_be_deleted(aws) -> None:
+    template = {
+        "Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+            "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24"}},
+            "Table": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+            "Association": {
+                "Type": "AWS::EC2::SubnetRouteTableAssociation",
+                "Properties": {"SubnetId": {"Ref": "Subnet"}, "RouteTableId": {"Ref": "Table"}},
+            },
+            "S3": {
+                "Type": "AWS::EC2::VPCEndpoint",
+                "Properties": {
+                    "VpcId": {"Ref": "Vpc"},
+                    "ServiceName": f"com.amazonaws.{REGION}.s3",
+                    "VpcEndpointType": "Gateway",
+                    "RouteTableIds": [{"Ref": "Table"}],
+                },
+            },
+        }
+    }
+    assert _create(template, "network") == "CREATE_COMPLETE"
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc_ids = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
+    assert len(vpc_ids) == 1
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="network")
+    assert [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")] == []
+    assert ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": vpc_ids}])["RouteTables"] == []
