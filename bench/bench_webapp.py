@@ -11,10 +11,22 @@ Both servers run as processes on 127.0.0.1 against the same moto server (and the
   errors, a deep health check. Run it alone with ``python -m bench.bench_webapp reference --port 8080``.
   A second run of it with a listen backlog of 128 is reported as a sensitivity row (not a goal).
 
-Both servers share one moto server and the machine's two cores: moto's own CPU per GetItem (~3 ms)
-and botocore's (~1.7 ms) bound our throughput here far more than DynamoDB would on AWS, so the
-ratio measured here likely understates the one on AWS; it also moves with whatever else the machine runs
-(the load average at start is recorded).
+The goal rows run against one moto server, :mod:`opex_cdk.local.keepalive_moto`: moto's own WSGI app
+(what ``moto_server`` serves; moto's answers are the same) on waitress, with HTTP keep-alive and moto's
+module list read once per process. Profiling found two costs of the stock ``moto_server`` that AWS does
+not have: werkzeug's development server sends ``Connection: close`` on every response, so every call
+paid a TCP connect in the caller and a new thread in moto - while DynamoDB keeps connections alive and
+the service is built to reuse its clients' connection pool (the reference builds clients, and so
+connections, per request either way: the fake hid exactly one of the properties measured here); and
+moto 5.2.5 lists its package directory (``os.listdir`` + ~200 ``isdir``) on every request, 10-15 % of
+its CPU. moto's CPU per GetItem: ~4.2 ms on ``moto_server``, ~2.4 ms on the keep-alive server. A
+sensitivity row (not a goal) runs the healthy scenario, both servers, against a stock ``moto_server``
+in the same run, so the table shows both; every row names the moto server it used (table and JSON).
+
+Both servers share that moto server and the machine's two cores: moto's CPU per GetItem and botocore's
+(~1.7 ms) bound our throughput here far more than DynamoDB would on AWS, so the ratio measured here
+likely understates the one on AWS; it also moves with whatever else the machine runs (the load average
+at start is recorded).
 
 Scenarios: healthy (throughput and latency at 16 concurrent clients), dependency disabled (flag
 ``false``), dependency black-holed (a TCP listener that accepts and never answers). Prints a table,
@@ -42,6 +54,11 @@ from pathlib import Path
 from typing import Any
 
 REGION = "us-east-2"
+#: The moto servers a row can have run against (the table's "moto" column, the JSON's ``moto_server``).
+MOTO_SERVERS = {
+    "keep-alive": "python -m opex_cdk.local.keepalive_moto: moto's app on waitress, keep-alive, module list cached",
+    "stock": "moto_server: werkzeug's dev server, Connection: close on every response, module list read per request",
+}
 DISABLED_FLAG = "BenchRecommendationServiceDisabled"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -435,11 +452,14 @@ def render(results: dict[str, Any]) -> str:
     """The table printed at the end of the run."""
     rows: list[tuple[str, ...]] = []
 
-    def row(scenario: str, server: str, figures: dict[str, Any], note: str = "", *, rate: bool = True) -> None:
+    def row(
+        scenario: str, server: str, moto: str | None, figures: dict[str, Any], note: str = "", *, rate: bool = True
+    ) -> None:
         rows.append(
             (
                 scenario,
                 server,
+                moto or "-",
                 _fmt(figures["rps"]) if rate else "-",
                 _fmt(figures["p50_ms"]),
                 _fmt(figures["p99_ms"]),
@@ -450,36 +470,69 @@ def render(results: dict[str, Any]) -> str:
         )
 
     healthy = results["healthy"]
+    moto = healthy.get("moto_server")
     ratio = healthy["ours"]["rps"] / healthy["reference"]["rps"] if healthy["reference"]["rps"] else float("inf")
     p99_ratio = (healthy["reference"]["p99_ms"] or 0) / (healthy["ours"]["p99_ms"] or 1)
-    row("healthy /", "ours", healthy["ours"], f"{ratio:.1f}x the reference's req/s, p99 {p99_ratio:.1f}x lower")
-    row("healthy /", "reference", healthy["reference"], "the workshop's shape (listen backlog 5)")
+    row("healthy /", "ours", moto, healthy["ours"], f"{ratio:.1f}x the reference's req/s, p99 {p99_ratio:.1f}x lower")
+    row("healthy /", "reference", moto, healthy["reference"], "the workshop's shape (listen backlog 5)")
     if "reference_backlog_128" in healthy:
         wide = healthy["reference_backlog_128"]
         wide_ratio = healthy["ours"]["rps"] / wide["rps"] if wide["rps"] else float("inf")
-        row("healthy /", "ref. backlog 128", wide, f"sensitivity only: ours is {wide_ratio:.1f}x its req/s")
+        row("healthy /", "ref. backlog 128", moto, wide, f"sensitivity only: ours is {wide_ratio:.1f}x its req/s")
+    if "healthy_stock_moto" in results:
+        stock = results["healthy_stock_moto"]
+        stock_ratio = stock["ours"]["rps"] / stock["reference"]["rps"] if stock["reference"]["rps"] else float("inf")
+        stock_moto = stock["moto_server"]
+        row(
+            "healthy /",
+            "ours",
+            stock_moto,
+            stock["ours"],
+            f"sensitivity only: {stock_ratio:.1f}x the reference's req/s",
+        )
+        row("healthy /", "reference", stock_moto, stock["reference"], "sensitivity only: moto_server as shipped")
     disabled = results["disabled"]
-    row("flag false /", "ours", disabled["ours"])
-    row("flag false /", "reference", disabled["reference"])
+    moto = disabled.get("moto_server")
+    row("flag false /", "ours", moto, disabled["ours"])
+    row("flag false /", "reference", moto, disabled["reference"])
     hole = results["blackhole"]
-    row("black hole / first 3 s", "ours", hole["ours_first_3s"], "incl. the calls that waited for the budget")
-    row("black hole / breaker open", "ours", hole["ours_breaker_open"])
+    row("black hole / first 3 s", "ours", None, hole["ours_first_3s"], "incl. the calls that waited for the budget")
+    row("black hole / breaker open", "ours", None, hole["ours_breaker_open"])
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(hole["ours_healthcheck"]["statuses"].items()))
     timeouts = hole["ours_healthcheck"]["errors_or_timeouts"]
-    row("black hole /healthcheck", "ours", hole["ours_healthcheck"], f"{statuses}; {timeouts} timeouts", rate=False)
+    row(
+        "black hole /healthcheck",
+        "ours",
+        None,
+        hole["ours_healthcheck"],
+        f"{statuses}; {timeouts} timeouts",
+        rate=False,
+    )
     row(
         "black hole /",
         "reference",
+        None,
         hole["reference"],
         f"{hole['reference']['errors_or_timeouts']} client timeouts (>{hole['reference_client_timeout_s']:g} s)",
     )
     ref_health = hole["reference_healthcheck"]
-    row("black hole /healthcheck", "reference", ref_health, f"{ref_health['errors_or_timeouts']} timeouts", rate=False)
-    headers = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "max ms", "non-200", "notes")
+    row(
+        "black hole /healthcheck",
+        "reference",
+        None,
+        ref_health,
+        f"{ref_health['errors_or_timeouts']} timeouts",
+        rate=False,
+    )
+    headers = ("scenario", "server", "moto", "req/s", "p50 ms", "p99 ms", "max ms", "non-200", "notes")
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
     out = [line, "-" * len(line)]
     out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.append("")
+    for name, description in results.get("moto_servers", {}).items():
+        out.append(f"moto {name}: {description}")
+    out.append("moto -: no moto (the dependency is a black hole)")
     out.append("")
     for goal, met, measured in goals(results):
         out.append(f"[{'met' if met else 'NOT MET'}] {goal}: {measured}")
@@ -492,6 +545,7 @@ def run(concurrency: int, duration: float, output: Path, reference_timeout: floa
     """Run every scenario, print the table, write the JSON; 0 when every goal is met."""
     sys.path.insert(0, str(ROOT))
     from opex_cdk.local import seed_dependency, set_flag, start_moto_server
+    from opex_cdk.local.keepalive_moto import start_keepalive_moto_server
 
     results: dict[str, Any] = {
         "concurrency": concurrency,
@@ -501,10 +555,11 @@ def run(concurrency: int, duration: float, output: Path, reference_timeout: floa
             "python": platform.python_version(),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
+        "moto_servers": MOTO_SERVERS,
     }
     servers: list[Server] = []
     hole = BlackHole()
-    with start_moto_server() as moto, tempfile.TemporaryDirectory(prefix="bench-webapp-") as directory:
+    with start_keepalive_moto_server() as moto, tempfile.TemporaryDirectory(prefix="bench-webapp-") as directory:
         logs = Path(directory)
         seed_dependency(moto.endpoint_url, REGION)
         set_flag(moto.endpoint_url, REGION, "false", flag_name=DISABLED_FLAG)
@@ -514,13 +569,13 @@ def run(concurrency: int, duration: float, output: Path, reference_timeout: floa
             servers.append(server)
             return server
 
-        def phase(name: str, action: Callable[[], dict[str, Any]]) -> None:
-            print(f"... {name}", flush=True)
-            results[name] = action()
+        def phase(name: str, moto_server: str | None, action: Callable[[], dict[str, Any]]) -> None:
+            print(f"... {name} (moto: {moto_server or '-'})", flush=True)
+            results[name] = {"moto_server": moto_server, **action()}
 
         try:
             ours, ref = start("ours", moto.endpoint_url), start("reference", moto.endpoint_url)
-            phase("healthy", lambda: scenario_side_by_side(ours, ref, concurrency, duration))
+            phase("healthy", "keep-alive", lambda: scenario_side_by_side(ours, ref, concurrency, duration))
             ours.stop()
             ref.stop()
             # Sensitivity, not a goal: the workshop's listen backlog of 5 makes clients wait for SYN
@@ -531,13 +586,21 @@ def run(concurrency: int, duration: float, output: Path, reference_timeout: floa
                 load(wide.port, "/", concurrency=concurrency, duration=duration)
             )
             wide.stop()
+            # Sensitivity, not a goal: the same healthy scenario against moto_server as shipped (werkzeug,
+            # Connection: close, module list per request), so the table shows what the keep-alive fake changes.
+            with start_moto_server() as stock:
+                seed_dependency(stock.endpoint_url, REGION)
+                ours, ref = start("ours", stock.endpoint_url), start("reference", stock.endpoint_url)
+                phase("healthy_stock_moto", "stock", lambda: scenario_side_by_side(ours, ref, concurrency, duration))
+                ours.stop()
+                ref.stop()
             ours = start("ours", moto.endpoint_url, "--flag-parameter", DISABLED_FLAG)
             ref = start("reference", moto.endpoint_url, "--flag-parameter", DISABLED_FLAG)
-            phase("disabled", lambda: scenario_side_by_side(ours, ref, concurrency, duration))
+            phase("disabled", "keep-alive", lambda: scenario_side_by_side(ours, ref, concurrency, duration))
             ours.stop()
             ref.stop()
             ours, ref = start("ours", hole.endpoint_url), start("reference", hole.endpoint_url)
-            phase("blackhole", lambda: scenario_blackhole(ours, ref, concurrency, duration, reference_timeout))
+            phase("blackhole", None, lambda: scenario_blackhole(ours, ref, concurrency, duration, reference_timeout))
         finally:
             for server in servers:
                 server.stop()
