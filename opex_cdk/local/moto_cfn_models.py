@@ -129,10 +129,28 @@ class _Model:
     """What every model here shares. Each model also subclasses ``CloudFormationModel`` *directly*:
     moto collects models with ``CloudFormationModel.__subclasses__()``, which lists direct subclasses only."""
 
+    #: The CloudFormation resource type.
+    TYPE: ClassVar[str]
+    #: The property that names the resource ("" when it has none): moto generates a name when it is absent.
+    NAME_TYPE: ClassVar[str] = ""
+    #: Instance attribute holding the physical id (what ``Ref`` returns).
+    PHYSICAL_ID: ClassVar[str]
     #: ``Fn::GetAtt`` attribute -> instance attribute holding its value.
     ATTRIBUTES: ClassVar[dict[str, str]] = {}
     #: The name moto's CloudFormation gave the resource (template value or generated).
     cfn_name: str
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_TYPE
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(getattr(self, self.PHYSICAL_ID))
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
@@ -149,7 +167,7 @@ class _Model:
     def update_from_cloudformation_json(  # type: ignore[no-untyped-def]
         cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
     ):
-        name_property = cls.cloudformation_name_type()  # type: ignore[attr-defined]
+        name_property = cls.cloudformation_name_type()
         if not name_property or name_property not in _properties(cloudformation_json):
             new_resource_name = original_resource.cfn_name  # moto would generate a new random one
         original_resource.delete(account_id, region_name)
@@ -161,11 +179,11 @@ class _Model:
     def create_from_cloudformation_json(  # type: ignore[no-untyped-def]
         cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
     ):
-        with _as_cloudformation_error(cls.cloudformation_type()):  # type: ignore[attr-defined]
+        with _as_cloudformation_error(cls.cloudformation_type()):
             return cls._create(resource_name, cloudformation_json, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
-        with _as_cloudformation_error(self.cloudformation_type()):  # type: ignore[attr-defined]
+        with _as_cloudformation_error(self.cloudformation_type()):
             self._delete(account_id, region_name)
 
     @classmethod
@@ -229,6 +247,9 @@ def _new_alarm_name(backend: Any, name: str, resource_type: str) -> None:
 class CloudWatchAlarm(_Model, CloudFormationModel):
     """``AWS::CloudWatch::Alarm`` in moto's CloudWatch backend (``put_metric_alarm``)."""
 
+    TYPE = "AWS::CloudWatch::Alarm"
+    NAME_TYPE = "AlarmName"
+    PHYSICAL_ID = "name"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Arn": "arn"}
 
     def __init__(self, alarm: Any, account_id: str, region_name: str) -> None:
@@ -236,18 +257,6 @@ class CloudWatchAlarm(_Model, CloudFormationModel):
         self.cfn_name = self.name = alarm.name
         self.arn = alarm.alarm_arn
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
 
     @classmethod
     def _create(
@@ -292,6 +301,9 @@ class CloudWatchCompositeAlarm(_Model, CloudFormationModel):
     """``AWS::CloudWatch::CompositeAlarm``: moto's CloudWatch backend holds a composite alarm as an alarm with a
     rule (``put_metric_alarm(rule=...)``); ``describe_alarms`` lists it under ``CompositeAlarms``."""
 
+    TYPE = "AWS::CloudWatch::CompositeAlarm"
+    NAME_TYPE = "AlarmName"
+    PHYSICAL_ID = "name"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Arn": "arn"}
     UNREPRESENTABLE = ("ActionsSuppressor", "ActionsSuppressorExtensionPeriod", "ActionsSuppressorWaitPeriod")
 
@@ -300,18 +312,6 @@ class CloudWatchCompositeAlarm(_Model, CloudFormationModel):
         self.cfn_name = self.name = alarm.name
         self.arn = alarm.alarm_arn
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::CompositeAlarm"
 
     @classmethod
     def _create(
@@ -356,6 +356,9 @@ class CloudTrailTrail(_Model, CloudFormationModel):
     """``AWS::CloudTrail::Trail`` in moto's CloudTrail backend (``create_trail``; event and insight selectors,
     logging status as the template sets them)."""
 
+    TYPE = "AWS::CloudTrail::Trail"
+    NAME_TYPE = "TrailName"
+    PHYSICAL_ID = "name"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Arn": "arn", "SnsTopicArn": "sns_topic_arn"}
 
     def __init__(self, trail: Any, account_id: str, region_name: str) -> None:
@@ -364,18 +367,6 @@ class CloudTrailTrail(_Model, CloudFormationModel):
         self.arn = trail.arn
         self.sns_topic_arn = trail.topic_arn
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "TrailName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudTrail::Trail"
 
     @classmethod
     def _create(
@@ -510,6 +501,8 @@ def _fis_report_configuration(config: Mapping[str, Any] | None) -> dict[str, Any
 class FisExperimentTemplate(_Model, CloudFormationModel):
     """``AWS::FIS::ExperimentTemplate`` in moto's FIS backend (``create_experiment_template``)."""
 
+    TYPE = "AWS::FIS::ExperimentTemplate"
+    PHYSICAL_ID = "id"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Id": "id"}
 
     def __init__(self, template_id: str, arn: str, cfn_name: str, account_id: str, region_name: str) -> None:
@@ -517,18 +510,6 @@ class FisExperimentTemplate(_Model, CloudFormationModel):
         self.arn = arn
         self.cfn_name = cfn_name
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.id
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::FIS::ExperimentTemplate"
 
     @classmethod
     def _create(
@@ -571,22 +552,14 @@ class FisExperimentTemplate(_Model, CloudFormationModel):
 class LogsMetricFilter(_Model, CloudFormationModel):
     """``AWS::Logs::MetricFilter`` in moto's Logs backend (``put_metric_filter``)."""
 
+    TYPE = "AWS::Logs::MetricFilter"
+    NAME_TYPE = "FilterName"
+    PHYSICAL_ID = "name"
+
     def __init__(self, name: str, log_group_name: str, account_id: str, region_name: str) -> None:
         self.cfn_name = self.name = name
         self.log_group_name = log_group_name
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "FilterName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Logs::MetricFilter"
 
     @classmethod
     def _create(
@@ -646,6 +619,8 @@ class SnsSubscription(_Model, CloudFormationModel):
     """``AWS::SNS::Subscription`` in moto's SNS backend (``subscribe``, then ``set_subscription_attributes``
     as moto's Subscribe handler does)."""
 
+    TYPE = "AWS::SNS::Subscription"
+    PHYSICAL_ID = "arn"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Arn": "arn"}
     #: CloudFormation property -> subscription attribute; JSON-typed ones become JSON strings.
     _ATTRIBUTES_JSON = ("DeliveryPolicy", "FilterPolicy", "RedrivePolicy")
@@ -655,18 +630,6 @@ class SnsSubscription(_Model, CloudFormationModel):
         self.arn = subscription.arn
         self.cfn_name = cfn_name
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.arn
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::Subscription"
 
     @classmethod
     def _create(
@@ -698,24 +661,14 @@ class SnsTopicPolicy(_Model, CloudFormationModel):
     """``AWS::SNS::TopicPolicy``: the topics' ``Policy`` attribute in moto's SNS backend. Deleting the resource
     restores each topic's default policy, as CloudFormation does."""
 
+    TYPE = "AWS::SNS::TopicPolicy"
+    PHYSICAL_ID = "id"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Id": "id"}
 
     def __init__(self, policy_id: str, topics: list[str], account_id: str, region_name: str) -> None:
         self.cfn_name = self.id = policy_id
         self.topics = topics
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.id
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::TopicPolicy"
 
     @classmethod
     def _create(cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> SnsTopicPolicy:
@@ -743,24 +696,14 @@ class SnsTopicPolicy(_Model, CloudFormationModel):
 class SqsQueuePolicy(_Model, CloudFormationModel):
     """``AWS::SQS::QueuePolicy``: the queues' ``Policy`` attribute in moto's SQS backend (removed on delete)."""
 
+    TYPE = "AWS::SQS::QueuePolicy"
+    PHYSICAL_ID = "id"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Id": "id"}
 
     def __init__(self, policy_id: str, queues: list[str], account_id: str, region_name: str) -> None:
         self.cfn_name = self.id = policy_id
         self.queues = queues
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.id
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SQS::QueuePolicy"
 
     @staticmethod
     def _set(queue_url: str, policy: str, account_id: str, region_name: str) -> None:
@@ -798,6 +741,8 @@ class AutoScalingScalingPolicy(_Model, CloudFormationModel):
     """``AWS::AutoScaling::ScalingPolicy`` in moto's Auto Scaling backend (``put_scaling_policy``). The template
     has no name property: the policy gets CloudFormation's generated name."""
 
+    TYPE = "AWS::AutoScaling::ScalingPolicy"
+    PHYSICAL_ID = "arn"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Arn": "arn", "PolicyName": "name"}
 
     def __init__(self, policy: Any, account_id: str, region_name: str) -> None:
@@ -805,18 +750,6 @@ class AutoScalingScalingPolicy(_Model, CloudFormationModel):
         self.cfn_name = self.name = policy.name
         self.arn = policy.arn
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.arn
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::AutoScaling::ScalingPolicy"
 
     @classmethod
     def _create(
@@ -855,6 +788,8 @@ class Ec2SecurityGroupEgress(_Model, CloudFormationModel):
     """``AWS::EC2::SecurityGroupEgress``: one egress rule in moto's EC2 backend
     (``authorize_security_group_egress``; revoked by rule id on delete)."""
 
+    TYPE = "AWS::EC2::SecurityGroupEgress"
+    PHYSICAL_ID = "id"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Id": "id"}
 
     def __init__(self, rule: Any, cfn_name: str, account_id: str, region_name: str) -> None:
@@ -863,18 +798,6 @@ class Ec2SecurityGroupEgress(_Model, CloudFormationModel):
         self.group_id = rule.group_id
         self.cfn_name = cfn_name
         self.account_id, self.region_name = account_id, region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.id
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::EC2::SecurityGroupEgress"
 
     @classmethod
     def _create(
