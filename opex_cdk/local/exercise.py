@@ -111,10 +111,10 @@ def exercise_scaler(
     index = PROJECT_ROOT / "lambda" / "scaler" / "index.py"
     if not index.exists():
         return "lambda/scaler/index.py is not in this tree yet", None
-    from opex_cdk.local.lambda_runner import invoke_deployed_function, unpack_function_code
+    from opex_cdk.local.lambda_runner import invoke, load_deployed_function
 
-    clients = {name: local_client(name, endpoint_url, config.region) for name in ("cloudformation", "lambda", "s3")}
-    cloudformation, route53 = clients["cloudformation"], local_client("route53", endpoint_url, config.region)
+    cloudformation = local_client("cloudformation", endpoint_url, config.region)
+    route53 = local_client("route53", endpoint_url, config.region)
     stack = f"{config.prefix}-scaling"
     try:
         resources = [
@@ -135,38 +135,31 @@ def exercise_scaler(
     )
     if logical_id is None:
         return f"stack '{stack}' has no {SCALER_LOGICAL_PREFIX}* function", False
-    function = clients["lambda"].get_function_configuration(
-        FunctionName=next(r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == logical_id)
-    )
-    variables = function["Environment"]["Variables"]
-    observer = _subscribe_observer(endpoint_url, config.region, variables["TOPIC_ARN"])
     steps: list[str] = []
 
     with tempfile.TemporaryDirectory(prefix="scaler-code-") as code:
-        code_dir = unpack_function_code(cloudformation, clients["s3"], stack, logical_id, Path(code))
+        function = load_deployed_function(
+            cloudformation,
+            local_client("lambda", endpoint_url, config.region),
+            local_client("s3", endpoint_url, config.region),
+            stack_name=stack,
+            logical_id=logical_id,
+            code_dir=Path(code),
+        )
+        variables = function.environment
+        observer = _subscribe_observer(endpoint_url, config.region, variables["TOPIC_ARN"])
 
-        def invoke(event: dict[str, Any]) -> dict[str, Any]:
-            return invoke_deployed_function(
-                cloudformation,
-                clients["lambda"],
-                clients["s3"],
-                stack_name=stack,
-                logical_id=logical_id,
-                event=event,
-                endpoint_url=endpoint_url,
-                region=config.region,
-                overrides=SCALER_OVERRIDES,
-                code_dir=code_dir,
-            )
+        def invoke_scaler(event: dict[str, Any]) -> dict[str, Any]:
+            return invoke(function, event, endpoint_url=endpoint_url, region=config.region, overrides=SCALER_OVERRIDES)
 
         cell = f"{variables['CELL_STACK_PREFIX']}-2"
-        result = invoke(_alarm_notification(variables["SCALE_OUT_ALARM"], variables["TOPIC_ARN"]))
+        result = invoke_scaler(_alarm_notification(variables["SCALE_OUT_ALARM"], variables["TOPIC_ARN"]))
         status = _stack_status(cloudformation, cell)
         if result.get("action") != "create" or status != "CREATE_COMPLETE":
             return f"scale-out alarm: handler returned {result}, {cell} is {status}", False
         steps.append(f"scale-out alarm -> {cell} {status}")
 
-        invoke(_stack_event(cell))
+        invoke_scaler(_stack_event(cell))
         record = _cell_record(route53, variables, cell)
         outputs = _outputs(cloudformation, cell)
         if record is None:
@@ -176,13 +169,13 @@ def exercise_scaler(
             return f"record for {cell} is {record}, expected weight > 0 aimed at {outputs}", False
         steps.append(f"stack event -> record {record['SetIdentifier']} weight {record['Weight']} -> {target}")
 
-        result = invoke(_alarm_notification(variables["SCALE_IN_ALARM"], variables["TOPIC_ARN"]))
+        result = invoke_scaler(_alarm_notification(variables["SCALE_IN_ALARM"], variables["TOPIC_ARN"]))
         record = _cell_record(route53, variables, cell)
         if result.get("action") != "drain" or record is None or record["Weight"] != 0:
             return f"scale-in alarm: handler returned {result}, record now {record}", False
         steps.append(f"scale-in alarm -> {cell} draining (weight 0)")
 
-        invoke({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+        invoke_scaler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
         status, record = _stack_status(cloudformation, cell), _cell_record(route53, variables, cell)
         if record is not None or status not in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS", "gone"):
             return f"after the drain: record {record}, {cell} is {status}", False
