@@ -4,9 +4,10 @@
 
 Both servers run as processes on 127.0.0.1 against the same moto server (and the same black hole):
 
-- **ours**: ``python -m webapp`` with its production defaults;
-- **reference**: written below in the workshop's shape (``server_healthcheck.py``): the standard
-  library's single-threaded ``HTTPServer`` (listen backlog 5), new boto3 clients on every request,
+- **ours**: ``python -m webapp`` with its production defaults, so a supervisor and one worker process
+  per CPU sharing the port (``--processes 0``; see :mod:`webapp.supervisor`);
+- **reference**: written below in the workshop's shape (``server_healthcheck.py``): one process, the
+  standard library's single-threaded ``HTTPServer`` (listen backlog 5), new boto3 clients on every request,
   botocore's defaults (60 s connect + 60 s read timeouts, legacy retries), a static fallback page on
   errors, a deep health check. Run it alone with ``python -m bench.bench_webapp reference --port 8080``.
   A second run of it with a listen backlog of 128 is reported as a sensitivity row (not a goal).

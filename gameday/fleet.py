@@ -120,6 +120,7 @@ class Fleet:
             "--region", self.region, "--table", self.table, "--flag-parameter", self.flag_parameter,
             "--instance-id", instance_id, "--availability-zone", az,
             "--log-file", str(log_path), "--drain-seconds", str(self.drain_seconds),
+            "--processes", "1",  # one process per simulated instance: 3+ instances share 2 cores here
         ]  # fmt: skip
         with open(self.run_dir / f"{instance_id}.stderr", "wb") as stderr:
             process = subprocess.Popen(

@@ -1,9 +1,13 @@
-"""``python -m webapp``: wire the parts, serve until SIGTERM/SIGINT, drain, exit 0."""
+"""``python -m webapp``: wire the parts, serve until SIGTERM/SIGINT, drain, exit 0.
+
+With ``--processes`` above 1 this process is the supervisor (:mod:`webapp.supervisor`): it binds the
+port and runs that many workers, each of which is this module again with ``--listen-fd``."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -18,18 +22,25 @@ from .clients import AwsClients, botocore_config
 from .config import Settings, parse_args
 from .dependency import RecommendationDependency
 from .metadata import resolve_instance_info
-from .metrics import EmfUdpSink, JsonLog
+from .metrics import AppendFile, EmfUdpSink, JsonLog
 from .server import WebServer
 
 
 def run(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Run the service until ``stop`` is set (by a signal handler in :func:`main`); return the exit code."""
+    """Run the service until ``stop`` is set (by a signal handler in :func:`main`); return the exit code.
+
+    As a supervisor's worker (``settings.listen_fd`` set) it serves on the inherited socket, adds
+    ``worker`` to every log line, and also stops when its supervisor is gone.
+    """
     stop = stop or threading.Event()
-    stream: IO[str] = open(settings.log_file, "a", encoding="utf-8") if settings.log_file else sys.stdout
+    stream: IO[str] = AppendFile(settings.log_file) if settings.log_file else sys.stdout
     instance = resolve_instance_info(settings.instance_id, settings.availability_zone, timeout=settings.imds_timeout)
+    static: dict[str, object] = {"instance": instance.instance_id, "az": instance.availability_zone}
+    if settings.worker_index is not None:
+        static["worker"] = settings.worker_index
     log = JsonLog(
         stream,
-        static={"instance": instance.instance_id, "az": instance.availability_zone},
+        static=static,
         emf_sink=EmfUdpSink(settings.emf_endpoint) if settings.emf_endpoint else None,
         emf_log_group=settings.emf_log_group,
     )
@@ -72,6 +83,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         dependency=dependency, health=health, instance=instance, budget_seconds=settings.dependency_budget
     )
     try:
+        inherited = None if settings.listen_fd is None else socket.socket(fileno=settings.listen_fd)
         server = WebServer(
             (settings.host, settings.port),
             app,
@@ -80,6 +92,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             workers=settings.workers,
             max_pending=settings.max_pending,
             idle_timeout=settings.idle_timeout,
+            listen_socket=inherited,
         )
     except OSError as error:
         log.event("bind_failed", level="error", host=settings.host, port=settings.port, error=str(error))
@@ -103,7 +116,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         on_aws=instance.on_aws,
     )
     while not stop.wait(0.1):
-        pass
+        if settings.supervisor_pid is not None and os.getppid() != settings.supervisor_pid:
+            log.event("supervisor_gone", level="error", supervisor_pid=settings.supervisor_pid)
+            break  # SIGKILLed or crashed: a worker must not outlive it (nobody would stop it)
     log.event("draining", in_flight=server.in_flight(), drain_seconds=settings.drain_seconds)
     server.shutdown()  # no more accepts
     server.socket.close()  # refuse new connections now, not after the drain
@@ -117,8 +132,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, install SIGTERM/SIGINT handlers, run."""
-    settings = parse_args(argv)
+    """Parse arguments, install SIGTERM/SIGINT handlers, run (or supervise workers that run)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    settings = parse_args(arguments)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -126,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if settings.listen_fd is None and settings.process_count > 1:
+        from .supervisor import supervise
+
+        return supervise(settings, arguments, stop)
     return run(settings, stop)
 
 

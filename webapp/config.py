@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 DEFAULT_TABLE = "RecommendationService"
 DEFAULT_FLAG_PARAMETER = "RecommendationServiceEnabled"
+MAX_PROCESSES = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,16 @@ class Settings:
     credential_min_interval: float = 5.0
     imds_timeout: float = 0.3
     drain_seconds: float = 10.0
+    processes: int = 0
+    # Internal: set by the supervisor on the command line of each worker it spawns.
+    listen_fd: int | None = None
+    worker_index: int | None = None
+    supervisor_pid: int | None = None
+
+    @property
+    def process_count(self) -> int:
+        """How many serving processes ``processes`` means: 0 is one per CPU (at least 1)."""
+        return self.processes or max(1, os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +87,14 @@ class Settings:
             problems.append("flag_cache and drain_seconds must not be negative")
         if not 0 <= self.port <= 65535:
             problems.append("port must be in 0-65535")
+        if not 0 <= self.processes <= MAX_PROCESSES:
+            problems.append(f"processes must be in 0-{MAX_PROCESSES} (0: one per CPU)")
+        worker_flags = (self.listen_fd, self.worker_index, self.supervisor_pid)
+        if any(value is not None for value in worker_flags):
+            if None in worker_flags or self.processes != 1:
+                problems.append("listen_fd, worker_index, supervisor_pid are internal: all three, with processes 1")
+            elif min(value or 0 for value in worker_flags) < 0:
+                problems.append("listen_fd, worker_index and supervisor_pid must not be negative")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -107,7 +127,15 @@ _HELP = {
     "credential_min_interval": "rebuild AWS clients at most this often on auth errors, seconds",
     "imds_timeout": "IMDSv2 probe timeout at start-up, seconds",
     "drain_seconds": "on SIGTERM, wait this long for in-flight requests",
+    "processes": "serving processes sharing the port (0: one per CPU; 1: no supervisor); a Python process "
+    "uses at most one core",
+    "listen_fd": "internal, set by the supervisor for its workers: serve on this inherited listening socket",
+    "worker_index": "internal, set by the supervisor for its workers: the 'worker' field of every log line",
+    "supervisor_pid": "internal, set by the supervisor for its workers: drain and exit when this parent is gone",
 }
+
+#: Field types argparse cannot infer from a None default.
+_OPTIONAL_INT = ("listen_fd", "worker_index", "supervisor_pid")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -118,7 +146,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     for spec in fields(Settings):
         default = spec.default
         option = "--" + spec.name.replace("_", "-")
-        kind = type(default) if default is not None else str
+        kind = int if spec.name in _OPTIONAL_INT else type(default) if default is not None else str
         parser.add_argument(
             option, dest=spec.name, type=kind, default=default, help=_HELP[spec.name] + " (%(default)s)"
         )

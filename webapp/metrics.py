@@ -9,7 +9,9 @@ instead and the log line stays plain, so no metric is counted twice.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import socket
 import sys
 import threading
@@ -106,6 +108,39 @@ class EmfUdpSink:
         self._socket.close()
 
 
+#: Log fields copied into an EMF document sent to the agent (``worker``: which process served it).
+_EMF_PROPERTIES = ("instance", "az", "worker", "path", "status", "source")
+
+
+class AppendFile(io.TextIOBase):
+    """A log file several processes append to (the supervisor and its workers): one line, one write.
+
+    Opened ``O_APPEND``, unbuffered: each :meth:`write` is a single ``os.write`` at the end of the file,
+    so lines from different processes never interleave or overwrite each other.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        written = os.write(self._fd, data)
+        while written < len(data):  # a regular file takes it all at once; never a torn line silently
+            written += os.write(self._fd, data[written:])
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
 class JsonLog:
     """Thread-safe writer of one JSON object per line.
 
@@ -177,7 +212,7 @@ class JsonLog:
             line["client"] = client
         timestamp_ms = int(now * 1000)
         if self._emf_sink is not None:
-            properties = {k: v for k, v in line.items() if k in ("instance", "az", "path", "status", "source")}
+            properties = {k: v for k, v in line.items() if k in _EMF_PROPERTIES}
             self._emf_sink.send(
                 emf_document(values, timestamp_ms=timestamp_ms, log_group=self._emf_log_group, **properties)
             )

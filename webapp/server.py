@@ -199,6 +199,10 @@ class WebServer(socketserver.TCPServer):
         workers: connection-serving threads.
         max_pending: accepted connections allowed to wait or run; more are shed with a 503.
         idle_timeout: seconds a connection may sit between or inside requests.
+        listen_socket: an already bound and listening socket to serve on instead of binding
+            ``address`` (a worker of :mod:`webapp.supervisor`, which shares it with the other
+            workers). It is made non-blocking: when another process wins the race for a connection,
+            ``accept`` fails at once instead of blocking the accept loop (and ``shutdown``).
     """
 
     allow_reuse_address = True
@@ -214,10 +218,18 @@ class WebServer(socketserver.TCPServer):
         workers: int = 64,
         max_pending: int = 256,
         idle_timeout: float = 5.0,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         # Everything server_close() touches exists before the bind, which may fail (port in use).
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
-        super().__init__(address, RequestHandler)
+        if listen_socket is None:
+            super().__init__(address, RequestHandler)
+        else:
+            super().__init__(address, RequestHandler, bind_and_activate=False)
+            self.socket.close()  # the unbound socket TCPServer made: serve on the inherited one
+            self.socket = listen_socket
+            self.socket.setblocking(False)
+            self.server_address = listen_socket.getsockname()
         self.app = app
         self.log = log
         self.instance_id = instance_id

@@ -53,7 +53,8 @@ class ServiceInstall:
     :param user: the unprivileged system user the service runs as. Default: ``recommendation``.
     :param install_dir: where the code and venv live. Default: ``/opt/recommendation``.
     :param log_dir: where the service writes its log file. Default: ``/var/log/recommendation``.
-    :param stop_timeout_seconds: how long systemd waits after SIGTERM (the service drains for 10 s).
+    :param stop_timeout_seconds: how long systemd waits after SIGTERM: the service drains for 10 s, and
+        its supervisor (one worker per CPU by default) SIGKILLs workers still running 3 s after that.
         Default: 20.
     :param startup_timeout_seconds: how long boot waits for the service to answer on its port. Default: 60.
     """

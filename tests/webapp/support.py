@@ -159,7 +159,9 @@ class WebappProcess:
         self.log_path = log_path
         self.stderr_path = log_path.with_suffix(".stderr")
         command = [sys.executable, "-m", "webapp", "--host", "127.0.0.1", "--port", "0"]
-        command += ["--region", REGION, "--log-file", str(log_path)]
+        # One process (no supervisor): these tests check per-process behaviour (breaker, caches,
+        # drain); tests/webapp/test_processes.py overrides it (argparse: the last one wins).
+        command += ["--region", REGION, "--log-file", str(log_path), "--processes", "1"]
         if instance_id is not None:
             command += ["--instance-id", instance_id]
         if availability_zone is not None:
