@@ -140,6 +140,13 @@ class _Model:
     #: The name moto's CloudFormation gave the resource (template value or generated).
     cfn_name: str
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every model states its type and physical id, and how it is created and deleted in moto's backend."""
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in ("TYPE", "PHYSICAL_ID", "_create", "_delete") if not hasattr(cls, name)]
+        if missing:
+            raise TypeError(f"{cls.__name__} must define {', '.join(missing)}")
+
     @classmethod
     def cloudformation_type(cls) -> str:
         return cls.TYPE
@@ -180,18 +187,11 @@ class _Model:
         cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
     ):
         with _as_cloudformation_error(cls.cloudformation_type()):
-            return cls._create(resource_name, cloudformation_json, account_id, region_name)
+            return cls._create(resource_name, cloudformation_json, account_id, region_name)  # type: ignore[attr-defined]
 
     def delete(self, account_id: str, region_name: str) -> None:
         with _as_cloudformation_error(self.cloudformation_type()):
-            self._delete(account_id, region_name)
-
-    @classmethod
-    def _create(cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> Any:
-        raise NotImplementedError  # pragma: no cover - every model implements it
-
-    def _delete(self, account_id: str, region_name: str) -> None:
-        raise NotImplementedError  # pragma: no cover - every model implements it
+            self._delete(account_id, region_name)  # type: ignore[attr-defined]
 
     def is_created(self) -> bool:
         return True
