@@ -604,8 +604,9 @@ def _deploy(
 def _missing_ssm_parameters(ssm: Any, template: Mapping[str, Any]) -> list[str]:
     """SSM-typed template parameters whose SSM parameter moto does not hold: CreateStack would fail (HTTP 500).
 
-    In a real account AWS publishes these (e.g. the Powertools layer ARN under ``/aws/service/...``); moto
-    holds only what was put there (here: the bootstrap version), so such a stack is reported, not faked.
+    In a real account AWS publishes these under ``/aws/service/...``; moto holds only what was put there (the
+    bootstrap version) and what ``moto_fixes`` publishes (the Powertools layer of the installed version), so any
+    other such stack is reported, not faked.
     """
     missing = []
     for key, parameter in template.get("Parameters", {}).items():
