@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +54,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+
+from opex_cdk.local.processes import stop_process
 
 REGION = "us-east-2"
 #: The moto servers a row can have run against (the table's "moto" column, the JSON's ``moto_server``).
@@ -332,13 +333,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM (ours drains), SIGKILL if it will not go (the reference may be stuck in a read)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 15)
 
 
 class BlackHole:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opex_cdk.assets import webapp_dir
+from opex_cdk.local.processes import stop_process
 
 from .fault_proxy import FaultProxy
 
@@ -53,13 +54,7 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (the service drains), then SIGKILL if it will not go. Idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
 
     def events(self, name: str) -> list[dict]:
         if not self.log_path.exists():

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from opex_cdk.local.processes import stop_process
+
 from .settings import HealthCheckSettings
 
 TEMPLATE_PATH = Path(__file__).with_name("haproxy.cfg.tmpl")
@@ -183,11 +185,5 @@ class Haproxy:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop HAProxy (SIGTERM, then SIGKILL). Idempotent."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)

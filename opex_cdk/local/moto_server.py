@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from opex_cdk.local.processes import stop_process
+
 __all__ = ["MotoServer", "MotoServerError", "free_port", "start_moto_process", "start_moto_server"]
 
 #: Servers started by this process and not yet stopped: stopped at interpreter exit as a last resort.
@@ -107,13 +109,7 @@ class MotoServer:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server: SIGTERM, wait up to ``timeout`` s, then SIGKILL and wait. Idempotent."""
         with self._stop_lock:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            stop_process(self.process, timeout)
             if self._log is not None:
                 self._log.close()
                 self._log = None

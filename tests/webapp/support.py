@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opex_cdk.local.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-2"
 
@@ -210,14 +212,7 @@ class WebappProcess:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it will not go; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
+        return stop_process(self.process, 15)
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> float:
